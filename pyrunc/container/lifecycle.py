@@ -1,0 +1,402 @@
+"""The OCI lifecycle (runtime-spec runtime.md): create, start, state, kill, delete, run, exec.
+
+Every failure after the state directory exists undoes what was made (the processes are
+killed; their mounts lived in their own mount namespace and vanish with them; the state
+directory is removed), then raises the PyruncError that explains it.
+"""
+import json
+import os
+import select
+import signal
+import socket
+import time
+
+from pyrunc import syscalls as sc
+from pyrunc.container.state import Container, list_ids, now_rfc3339, proc_start_time
+from pyrunc.errors import PyruncError
+
+
+class Options:
+    """What the CLI passes down; attributes mirror runc's flags."""
+
+    def __init__(self, **kw):
+        self.root = "/run/pyrunc"
+        self.id = None
+        self.bundle = None
+        self.pid_file = None
+        self.console_socket = None
+        self.no_pivot = False
+        self.preserve_fds = 0
+        self.detach = False
+        self.keep = False
+        self.strict = False
+        self.policy = None
+        self.explain = None
+        self.debug = False
+        self.log = None  # Log (see cli.py): .warning(text), .debug(text)
+        self.__dict__.update(kw)
+
+
+# -- create
+
+
+def load_for_create(opts):
+    """(bundle dir, config model, config dict as it will run: after the policy)."""
+    from pyrunc.spec import load_config, read_config
+    bundle = os.path.abspath(opts.bundle or ".")
+    raw = read_config(bundle)
+    if opts.policy is not None:
+        from pyrunc.policy import load_policy
+        load_config(raw, opts.strict)  # a malformed config fails as such, not as a policy
+        raw, actions = load_policy(opts.policy).apply(raw)
+        for line in actions:
+            opts.log.warning(line)
+    config, warnings = load_config(raw, opts.strict)
+    for w in warnings:
+        opts.log.warning(w)
+    if config.process is None:
+        raise PyruncError("required to create a container", path="process", step="load")
+    return bundle, config, raw
+
+
+def prepare(opts, bundle, config, ctx):
+    """Everything that can fail on bad input, done before any fork."""
+    from pyrunc.linux import capabilities, namespaces, seccomp
+    linux = config.linux
+    root = config.root.path
+    ctx.rootfs = os.path.realpath(os.path.join(bundle, root))
+    if not os.path.isdir(ctx.rootfs):
+        raise PyruncError(f"{ctx.rootfs} is not a directory", path="root.path", step="load")
+    ctx.ns = namespaces.plan(linux.namespaces if linux else None)
+    if not ctx.ns.has("mount"):
+        raise PyruncError("pyrunc needs a mount namespace (add {\"type\": \"mount\"})",
+                          path="linux.namespaces", step="namespaces")
+    warnings = []
+    ctx.caps = capabilities.prepare(config.process.capabilities, warnings, opts.strict)
+    ctx.seccomp = seccomp.prepare(linux.seccomp if linux else None, warnings, opts.strict,
+                                  cache_dir=os.path.join(opts.root, ".seccomp-cache"))
+    for w in warnings:
+        opts.log.warning(w)
+    if linux is not None and linux.resources:
+        opts.log.warning("linux.resources: cgroup limits are not applied yet, ignored")
+    ctx.preserve_fds = opts.preserve_fds
+    ctx.no_pivot = opts.no_pivot
+    ctx.explain = opts.explain
+    ctx.debug = opts.debug
+    ctx.state = {"ociVersion": config.ociVersion, "id": ctx.id, "bundle": bundle,
+                 "annotations": config.annotations or {}}
+
+
+def connect_console(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+    except OSError as e:
+        s.close()
+        raise PyruncError(f"--console-socket {path}: {e.strerror}", step="terminal") from None
+    return s
+
+
+def create(opts):
+    """Create the container and leave its init waiting on exec.fifo. Returns the Container."""
+    from pyrunc.init.child import c1_main
+    from pyrunc.init.context import Channel, Context
+    bundle, config, raw = load_for_create(opts)
+    container = Container.new(opts.root, opts.id)
+    init_pid = None
+    try:
+        ctx = Context(config, bundle, opts.id)
+        prepare(opts, bundle, config, ctx)
+        console = None
+        if config.process.terminal:
+            if not opts.console_socket:
+                raise PyruncError("terminal is true: --console-socket is required",
+                                  path="process.terminal", step="terminal")
+            console = connect_console(opts.console_socket)
+            ctx.console_fd = console.fileno()
+        with open(container.config_file, "w") as f:
+            json.dump(raw, f)
+        os.mkfifo(container.fifo, 0o622)
+        ctx.fifo_fd = os.open(container.fifo, os.O_PATH | os.O_CLOEXEC)
+        ctx.proc_fd = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        parent, child = Channel.pair()
+        c1 = os.fork()
+        if c1 == 0:
+            parent.close()
+            ctx.channel = child
+            c1_main(ctx)
+        child.close()
+        for fd in (ctx.fifo_fd, ctx.proc_fd):
+            os.close(fd)
+        if console is not None:
+            console.close()
+        try:
+            init_pid = drive(parent, ctx, c1, config, until="ready")
+        finally:
+            parent.close()
+            _reap(c1)
+        start_time, _ = proc_start_time(init_pid)
+        container.data = dict(ctx.state, status="created", pid=init_pid,
+                              pidStartTime=start_time, rootfs=ctx.rootfs,
+                              created=now_rfc3339(), owner="")
+        container.save()
+        if opts.pid_file:
+            write_pid_file(opts.pid_file, init_pid)
+    except BaseException:
+        if init_pid:
+            _kill_and_wait(init_pid)
+        container.remove()
+        raise
+    return container
+
+
+def drive(channel, ctx, c1, config, until):
+    """Serve the children's requests until `until` (or EOF for exec); return the init's pid."""
+    from pyrunc.linux import hooks, userns
+    init_pid = None
+    while True:
+        msg = channel.recv()
+        if msg is None:
+            if until is None and init_pid is not None:
+                return init_pid  # exec: the channel closed at execve
+            raise PyruncError("the container's init exited before it was ready")
+        kind = msg["type"]
+        if kind == "error":
+            raise PyruncError.from_wire(msg)
+        if kind == "pid":
+            init_pid = msg["pid"]
+        elif kind == "maps":
+            linux = config.linux
+            userns.write_maps(c1, linux.uidMappings, linux.gidMappings)
+            channel.send("maps_done")
+        elif kind == "hooks":
+            state = dict(ctx.state, status="creating", pid=init_pid)
+            hooks.run_hooks("prestart", config.hooks.prestart, state)
+            hooks.run_hooks("createRuntime", config.hooks.createRuntime, state)
+            channel.send("hooks_done")
+        elif kind == until:
+            return init_pid
+
+
+def _reap(pid):
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _kill_and_wait(pid, timeout=5.0):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    try:
+        os.waitpid(pid, 0)  # our child when we are a subreaper (run)
+        return
+    except ChildProcessError:
+        pass
+    deadline = time.monotonic() + timeout
+    pidfd = None
+    try:
+        pidfd = os.pidfd_open(pid)
+        select.select([pidfd], [], [], max(0.0, deadline - time.monotonic()))
+    except OSError:
+        pass
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+def write_pid_file(path, pid):
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)
+
+
+# -- start
+
+
+def start(opts):
+    container = Container.load(opts.root, opts.id)
+    try:
+        status = container.status()
+        if status != "created":
+            raise PyruncError(f"cannot start a container that is {status}")
+        start_created(container, opts)
+    finally:
+        container.unlock()
+
+
+def start_created(container, opts):
+    """Release the init from exec.fifo, wait until it exec'd, run the poststart hooks."""
+    fd = os.open(container.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        output = _read_until_exec(fd, container.pid)
+    finally:
+        os.close(fd)
+        os.unlink(container.fifo)
+    if output[:1] != b"0":
+        raise PyruncError("the container's init exited before start")
+    if len(output) > 1:
+        text = output[1:].decode(errors="replace").strip()
+        raise PyruncError(text.removeprefix(f"pyrunc: {container.id}: "))
+    config = _stored_config(container)
+    from pyrunc.linux import hooks
+    if config.hooks and config.hooks.poststart:
+        hooks.run_hooks("poststart", config.hooks.poststart, container.hook_state("running"),
+                        warn_only=True, warn=opts.log.warning)
+
+
+def _read_until_exec(fd, pid):
+    """Everything the init writes to exec.fifo until it closes it (at execve, or exit)."""
+    chunks = []
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLHUP)
+    wrote = False
+    while True:
+        events = poller.poll(100)
+        if not events:
+            if not wrote and proc_start_time(pid)[0] is None:
+                break  # the init died before opening its end: nothing will come
+            continue
+        data = os.read(fd, 4096)
+        if data:
+            wrote = True
+            chunks.append(data)
+        elif wrote:
+            break
+        else:
+            # POLLHUP before any writer: the init has not reopened the FIFO yet
+            time.sleep(0.001)
+            if proc_start_time(pid)[0] is None:
+                break
+    return b"".join(chunks)
+
+
+def _stored_config(container):
+    from pyrunc.spec import load_config
+    with open(container.config_file, "rb") as f:
+        return load_config(json.loads(f.read()))[0]
+
+
+# -- state, list, kill, delete
+
+
+def state(opts):
+    return Container.load(opts.root, opts.id, lock=False).public_state()
+
+
+def list_states(root):
+    states = []
+    for cid in list_ids(root):
+        try:
+            states.append(Container.load(root, cid, lock=False).public_state())
+        except PyruncError:
+            continue  # deleted while we listed
+    return states
+
+
+def kill(opts, sig, all_processes=False):
+    container = Container.load(opts.root, opts.id)
+    try:
+        status = container.status()
+        if status == "stopped":
+            raise PyruncError("cannot kill a container that is stopped")
+        pids = pids_of(container) if all_processes else [container.pid]
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+    finally:
+        container.unlock()
+
+
+def pids_of(container):
+    """Host pids of every process in the container's pid namespace (no cgroup needed)."""
+    try:
+        target = os.readlink(f"/proc/{container.pid}/ns/pid")
+    except OSError:
+        return []
+    pids = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.readlink(f"/proc/{name}/ns/pid") == target:
+                    pids.append(int(name))
+            except OSError:
+                continue
+    return sorted(pids)
+
+
+def delete(opts, force=False):
+    try:
+        container = Container.load(opts.root, opts.id)
+    except PyruncError:
+        if force and not os.path.exists(os.path.join(opts.root, opts.id)):
+            return  # containerd's shim relies on this
+        raise
+    status = container.status()
+    if status != "stopped":
+        if not force:
+            container.unlock()
+            raise PyruncError(f"cannot delete a container that is {status}: "
+                              "stop it first or use --force")
+        for pid in pids_of(container) or [container.pid]:
+            _kill_and_wait(pid)
+    try:
+        config = _stored_config(container)
+    except (OSError, PyruncError):
+        config = None
+    hook_state = container.hook_state("stopped")
+    container.remove()
+    if config is not None and config.hooks and config.hooks.poststop:
+        from pyrunc.linux import hooks
+        hooks.run_hooks("poststop", config.hooks.poststop, hook_state, warn_only=True,
+                        warn=opts.log.warning)
+
+
+# -- run
+
+
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+             signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)
+
+
+def run(opts):
+    """create + start; in the foreground, wait and return the container's exit status."""
+    if not opts.detach:
+        # the init is our grandchild: as a subreaper we inherit it and can wait for it
+        sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1, what="prctl PR_SET_CHILD_SUBREAPER")
+    container = create(opts)
+    try:
+        start_created(container, opts)
+    except BaseException:
+        _kill_and_wait(container.pid)
+        delete(opts, force=True)
+        raise
+    if opts.detach:
+        container.unlock()
+        return 0
+    container.unlock()
+    status = wait_forwarding(container.pid)
+    if not opts.keep:
+        delete(opts, force=True)
+    return status
+
+
+def wait_forwarding(pid):
+    """Wait for pid, passing on the signals a foreground runtime receives."""
+    def forward(signum, _frame):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+    for s in FORWARDED:
+        signal.signal(s, forward)
+    while True:
+        wpid, status = os.waitpid(-1, 0)
+        if wpid == pid:
+            return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) \
+                else 128 + os.WTERMSIG(status)

@@ -1,0 +1,36 @@
+"""One error type that carries what a user needs to find the fault.
+
+    pyrunc: create c1: mounts[3] (/tmp): mount tmpfs: Invalid argument [step: mounts]
+
+`path` is the JSON path in config.json (with a short hint such as the mount destination),
+`step` the init step (the same names as in --debug and --explain output).
+"""
+
+
+class PyruncError(Exception):
+    def __init__(self, message, path=None, step=None, errno=None):
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        self.step = step
+        self.errno = errno
+
+    def __str__(self):
+        text = f"{self.path}: {self.message}" if self.path else self.message
+        return f"{text} [step: {self.step}]" if self.step else text
+
+    def to_wire(self):
+        return {"message": self.message, "path": self.path, "step": self.step,
+                "errno": self.errno}
+
+    @classmethod
+    def from_wire(cls, d):
+        return cls(d["message"], d.get("path"), d.get("step"), d.get("errno"))
+
+
+def from_oserror(err, path=None, step=None):
+    """Turn an OSError from the syscall layer into a PyruncError with context."""
+    message = err.strerror if err.filename is None else f"{err.filename}: {err.strerror}"
+    if err.strerror and ":" not in err.strerror and err.filename is None:
+        message = err.strerror
+    return PyruncError(message, path=path, step=step, errno=err.errno)

@@ -1,0 +1,63 @@
+"""The two child processes of create/exec: C1 enters the namespaces, C2 is the init.
+
+Neither returns: each ends in os._exit or execve. Errors travel to the parent over the
+channel as (message, JSON path, step, errno); the parent prints one line and cleans up.
+"""
+import os
+
+from pyrunc import syscalls as sc
+from pyrunc.errors import PyruncError
+from pyrunc.init.steps import EXEC_STEPS, INIT_STEPS, NAMESPACE_STEPS, run_steps
+
+
+def c1_main(ctx):
+    try:
+        # nothing in the container may ptrace or open /proc/PID/* of the runtime
+        sc.prctl(sc.PR_SET_DUMPABLE, 0, what="prctl PR_SET_DUMPABLE")
+        run_steps(ctx, NAMESPACE_STEPS)
+        pid = os.fork()
+        if pid == 0:
+            c2_main(ctx)
+        ctx.channel.send("pid", pid=pid)
+    except BaseException as e:  # noqa: B036 - anything must reach the parent, then exit
+        report(ctx, e)
+        os._exit(1)
+    os._exit(0)
+
+
+def c2_main(ctx):
+    try:
+        ctx.host_pid = host_pid()
+        run_steps(ctx, EXEC_STEPS if ctx.exec_mode else INIT_STEPS)
+    except BaseException as e:  # noqa: B036
+        report(ctx, e)
+    os._exit(1)
+
+
+def host_pid():
+    """Our pid in the host's pid namespace: first NSpid field of the host's /proc (which is
+    still mounted here: this runs before pivot_root)."""
+    with open("/proc/self/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"NSpid:"):
+                return int(line.split()[1])
+    return os.getpid()
+
+
+def report(ctx, exc):
+    if isinstance(exc, PyruncError):
+        err = exc
+    elif isinstance(exc, OSError):
+        err = PyruncError(exc.strerror or str(exc), errno=exc.errno)
+    else:
+        err = PyruncError(f"internal error: {type(exc).__name__}: {exc}")
+        if ctx.debug:
+            import traceback
+            err.message += "\n" + "".join(traceback.format_exception(exc))
+    if ctx.fifo_write_fd is None:
+        ctx.channel.send("error", **err.to_wire())
+        return
+    # after wait_for_start `pyrunc start` reads the FIFO until exec: it gets the error there
+    line = f"pyrunc: {ctx.id}: {err}\n".encode()
+    os.write(ctx.fifo_write_fd, line)
+    os.write(2, line)

@@ -1,0 +1,84 @@
+"""What the init processes need, prepared by the parent before fork, and the sync channel.
+
+The channel is a SOCK_SEQPACKET socketpair: one JSON message per packet, so a message is
+never split or merged, and EOF tells the parent that the child exec'd or died.
+"""
+import json
+import os
+import socket
+
+from pyrunc.errors import PyruncError
+
+
+class Channel:
+    def __init__(self, sock):
+        self.sock = sock
+
+    @classmethod
+    def pair(cls):
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        return cls(a), cls(b)
+
+    def send(self, kind, **fields):
+        fields["type"] = kind
+        self.sock.send(json.dumps(fields).encode())
+
+    def recv(self):
+        """The next message, or None at EOF (the other side exec'd or exited)."""
+        data = self.sock.recv(65536)
+        if not data:
+            return None
+        return json.loads(data)
+
+    def expect(self, kind):
+        msg = self.recv()
+        if msg is None:
+            raise PyruncError(f"the runtime went away while waiting for {kind!r}")
+        if msg["type"] != kind:
+            raise PyruncError(f"protocol error: expected {kind!r}, got {msg['type']!r}")
+        return msg
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    def close(self):
+        self.sock.close()
+
+
+class Context:
+    """Everything one init needs. `config` is the spec model (see pyrunc/spec/model.py)."""
+
+    def __init__(self, config, bundle, container_id):
+        self.config = config
+        self.bundle = bundle
+        self.id = container_id
+        self.rootfs = None
+        self.ns = None              # namespaces.Plan
+        self.caps = None            # capabilities.CapSets or None (keep the runtime's)
+        self.seccomp = None         # seccomp.Filter or None
+        self.channel = None         # Channel to the parent
+        self.fifo_fd = None         # O_PATH fd of exec.fifo (create only)
+        self.proc_fd = None         # the host's /proc, to reopen the fifo after pivot_root
+        self.fifo_write_fd = None   # exec.fifo opened for writing: open until exec (CLOEXEC)
+        self.console_fd = None      # --console-socket, connected
+        self.preserve_fds = 0
+        self.no_pivot = False
+        self.exec_mode = False      # `pyrunc exec`: join an existing container
+        self.process = config.process
+        self.explain = None         # callable(str) for --explain / --debug
+        self.debug = False
+        self.fail_step = os.environ.get("PYRUNC_FAIL_STEP")
+        self.do_exec = None         # the prepared execve, set by the resolve_exec step
+        self.state = None           # base of the state given to hooks (set by the parent)
+        self.host_pid = None        # the init's pid as the host sees it
+
+    def hook_state(self, status):
+        return dict(self.state, status=status, pid=self.host_pid)
+
+    @property
+    def linux(self):
+        return self.config.linux
+
+    @property
+    def in_userns(self):
+        return self.ns.has("user")

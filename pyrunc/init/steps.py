@@ -1,0 +1,312 @@
+"""The init: an ordered list of named steps, in runc's order (standard_init_linux.go).
+
+Each step is `(name, applies, run)`. `applies(ctx)` says whether the config asks for it
+(the --explain output lists the ones that run); `run(ctx)` does it. The names are the
+vocabulary of errors (`[step: mounts]`), --debug logs, --explain and fault injection
+(PYRUNC_FAIL_STEP=mounts).
+
+C1 runs NAMESPACE_STEPS, forks, and C2 (pid 1 of a new pid namespace) runs INIT_STEPS
+for `create`, or EXEC_STEPS for `exec` into a running container.
+"""
+import os
+
+from pyrunc import syscalls as sc
+from pyrunc.errors import PyruncError
+from pyrunc.linux import capabilities, hooks, namespaces, net, process, rootfs, seccomp
+from pyrunc.linux import terminal
+
+
+def _linux(ctx, key):
+    return getattr(ctx.linux, key, None) if ctx.linux is not None else None
+
+
+# -- C1: namespaces
+
+
+def step_user_namespace(ctx):
+    if "user" in ctx.ns.joins:
+        namespaces.join(ctx.ns.joins, ("user",))
+        return
+    sc.unshare(sc.CLONE_NEWUSER)
+    ctx.channel.send("maps")           # the parent writes uid_map and gid_map
+    ctx.channel.expect("maps_done")
+
+
+def step_namespaces(ctx):
+    namespaces.join(ctx.ns.joins, set(ctx.ns.joins) - {"user"})
+    flags = ctx.ns.new_flags & ~sc.CLONE_NEWUSER
+    if flags:
+        sc.unshare(flags)
+    namespaces.close_joins(ctx.ns.joins)
+
+
+def step_time_offsets(ctx):
+    # written before any process enters the new time namespace (C2, forked next)
+    with open("/proc/self/timens_offsets", "w") as f:
+        for clock, off in _linux(ctx, "timeOffsets").items():
+            f.write(f"{clock} {off.secs or 0} {off.nanosecs or 0}\n")
+
+
+NAMESPACE_STEPS = (
+    ("user_namespace", lambda ctx: ctx.ns.has("user"), step_user_namespace),
+    ("namespaces", lambda ctx: True, step_namespaces),
+    ("time_offsets", lambda ctx: bool(_linux(ctx, "timeOffsets")), step_time_offsets),
+)
+
+
+# -- C2: the container's init
+
+
+def step_rootfs_propagation(ctx):
+    rootfs.set_propagation(_linux(ctx, "rootfsPropagation"))
+    rootfs.bind_rootfs(ctx.rootfs)
+
+
+def step_mounts(ctx):
+    rootfs.mount_all(ctx.rootfs, ctx.config.mounts, ctx.bundle, ctx.in_userns)
+
+
+def step_devices(ctx):
+    rootfs.create_devices(ctx.rootfs, _linux(ctx, "devices"), ctx.in_userns)
+
+
+def step_dev_symlinks(ctx):
+    has_devpts = any(m.type == "devpts" for m in ctx.config.mounts or ())
+    rootfs.dev_symlinks(ctx.rootfs, has_devpts)
+
+
+def step_runtime_hooks(ctx):
+    # prestart and createRuntime run in the runtime's namespaces: the parent runs them
+    ctx.channel.send("hooks")
+    ctx.channel.expect("hooks_done")
+
+
+def step_create_container_hooks(ctx):
+    hooks.run_hooks("createContainer", ctx.config.hooks.createContainer,
+                    ctx.hook_state("creating"))
+
+
+def step_pivot_root(ctx):
+    if ctx.no_pivot:
+        rootfs.chroot(ctx.rootfs)
+    else:
+        rootfs.pivot_root(ctx.rootfs)
+
+
+def step_loopback(ctx):
+    net.loopback_up()
+
+
+def step_hostname(ctx):
+    if ctx.config.hostname:
+        sc.sethostname(ctx.config.hostname)
+    if ctx.config.domainname:
+        sc.setdomainname(ctx.config.domainname)
+
+
+def step_sysctl(ctx):
+    for key, value in _linux(ctx, "sysctl").items():
+        try:
+            with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+                f.write(value)
+        except OSError as e:
+            raise PyruncError(f"write {key}: {e.strerror}", path=f"linux.sysctl.{key}",
+                              errno=e.errno) from None
+
+
+def _each_path(ctx, key, action):
+    for i, path in enumerate(_linux(ctx, key)):
+        try:
+            action(path)
+        except OSError as e:
+            raise PyruncError(e.strerror, path=f"linux.{key}[{i}] ({path})",
+                              errno=e.errno) from None
+
+
+def step_readonly_paths(ctx):
+    _each_path(ctx, "readonlyPaths", rootfs.readonly_path)
+
+
+def step_masked_paths(ctx):
+    _each_path(ctx, "maskedPaths", rootfs.mask_path)
+
+
+def step_root_readonly(ctx):
+    rootfs.root_readonly()
+
+
+def step_rlimits(ctx):
+    process.set_rlimits(ctx.process.rlimits)
+
+
+def step_oom_score_adj(ctx):
+    try:
+        process.set_oom_score_adj(ctx.process.oomScoreAdj)
+    except OSError as e:
+        raise PyruncError(f"write oom_score_adj: {e.strerror}", path="process.oomScoreAdj",
+                          errno=e.errno) from None
+
+
+PERSONALITY = {"LINUX": 0x0000, "LINUX32": 0x0008}
+
+
+def step_personality(ctx):
+    sc.personality(PERSONALITY[_linux(ctx, "personality").domain])
+
+
+def step_terminal(ctx):
+    master, slave = terminal.open_pty()
+    size = ctx.process.consoleSize
+    terminal.send_fd(ctx.console_fd, master)
+    os.close(master)
+    os.close(ctx.console_fd)
+    ctx.console_fd = None
+    terminal.make_controlling(slave, (size.height, size.width) if size else None)
+
+
+def step_no_new_privileges(ctx):
+    if sc.trace:
+        sc.trace("prctl(PR_SET_NO_NEW_PRIVS, 1)")
+    sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1, what="prctl PR_SET_NO_NEW_PRIVS")
+
+
+def step_seccomp_early(ctx):
+    # without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before capabilities drop
+    seccomp.load(ctx.seccomp)
+
+
+def step_capabilities_bounding(ctx):
+    capabilities.drop_bounding(ctx.caps)
+
+
+def step_user(ctx):
+    if ctx.caps is not None:
+        capabilities.keep_caps_for_user_switch()
+    user = ctx.process.user
+    os.umask(0o022 if user.umask is None else user.umask)
+    try:
+        process.switch_user(user)
+    except OSError as e:
+        raise PyruncError(f"set user {user.uid}:{user.gid}: {e.strerror}", path="process.user",
+                          errno=e.errno) from None
+
+
+def step_capabilities(ctx):
+    capabilities.apply(ctx.caps)
+
+
+def step_cwd(ctx):
+    try:
+        os.chdir(ctx.process.cwd)
+    except OSError as e:
+        raise PyruncError(f"chdir {ctx.process.cwd}: {e.strerror}", path="process.cwd",
+                          errno=e.errno) from None
+
+
+def step_resolve_exec(ctx):
+    env = ctx.process.env or []
+    args = ctx.process.args
+    path = process.find_executable(args[0], env, ctx.process.cwd)
+    ctx.do_exec = sc.prepare_execve(path, args, env)
+
+
+def step_close_fds(ctx):
+    # every fd above stdio and the preserved ones closes at exec (pyrunc's own included)
+    first = 3 + ctx.preserve_fds
+    for fd in range(3, first):
+        os.set_inheritable(fd, True)
+    sc.close_range_cloexec(first)
+
+
+def step_wait_for_start(ctx):
+    ctx.channel.send("ready")
+    ctx.channel.close()
+    # Blocks until `pyrunc start` opens the FIFO for reading. The fd stays open (CLOEXEC)
+    # so that `start` reads until exec: EOF means exec'd, text means an error before it.
+    fd = os.open(f"self/fd/{ctx.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC, dir_fd=ctx.proc_fd)
+    ctx.fifo_write_fd = fd
+    os.write(fd, b"0")
+    os.close(ctx.fifo_fd)
+    os.close(ctx.proc_fd)
+
+
+def step_start_hooks(ctx):
+    hooks.run_hooks("startContainer", ctx.config.hooks.startContainer,
+                    ctx.hook_state("created"))
+
+
+def step_seccomp(ctx):
+    seccomp.load(ctx.seccomp)
+
+
+def step_exec(ctx):
+    ctx.do_exec()
+
+
+def _hooks(kind):
+    return lambda ctx: bool(ctx.config.hooks and getattr(ctx.config.hooks, kind))
+
+
+def _nnp(ctx):
+    return bool(ctx.process.noNewPrivileges)
+
+
+INIT_STEPS = (
+    ("rootfs_propagation", lambda ctx: True, step_rootfs_propagation),
+    ("mounts", lambda ctx: bool(ctx.config.mounts), step_mounts),
+    ("devices", lambda ctx: not rootfs.dev_is_bound(ctx.config.mounts), step_devices),
+    ("dev_symlinks", lambda ctx: True, step_dev_symlinks),
+    ("runtime_hooks", lambda ctx: _hooks("prestart")(ctx) or _hooks("createRuntime")(ctx),
+     step_runtime_hooks),
+    ("create_container_hooks", _hooks("createContainer"), step_create_container_hooks),
+    ("pivot_root", lambda ctx: True, step_pivot_root),
+    ("loopback", lambda ctx: bool(ctx.ns.new_flags & sc.CLONE_NEWNET), step_loopback),
+    ("hostname", lambda ctx: bool(ctx.config.hostname or ctx.config.domainname),
+     step_hostname),
+    ("sysctl", lambda ctx: bool(_linux(ctx, "sysctl")), step_sysctl),
+    ("readonly_paths", lambda ctx: bool(_linux(ctx, "readonlyPaths")), step_readonly_paths),
+    ("masked_paths", lambda ctx: bool(_linux(ctx, "maskedPaths")), step_masked_paths),
+    ("root_readonly", lambda ctx: bool(ctx.config.root.readonly), step_root_readonly),
+    ("rlimits", lambda ctx: bool(ctx.process.rlimits), step_rlimits),
+    ("oom_score_adj", lambda ctx: ctx.process.oomScoreAdj is not None, step_oom_score_adj),
+    ("personality", lambda ctx: _linux(ctx, "personality") is not None, step_personality),
+    ("terminal", lambda ctx: bool(ctx.process.terminal), step_terminal),
+    ("no_new_privileges", _nnp, step_no_new_privileges),
+    ("seccomp_early", lambda ctx: ctx.seccomp is not None and not _nnp(ctx),
+     step_seccomp_early),
+    ("capabilities_bounding", lambda ctx: ctx.caps is not None, step_capabilities_bounding),
+    ("user", lambda ctx: True, step_user),
+    ("capabilities", lambda ctx: ctx.caps is not None, step_capabilities),
+    ("cwd", lambda ctx: True, step_cwd),
+    ("resolve_exec", lambda ctx: True, step_resolve_exec),
+    ("close_fds", lambda ctx: True, step_close_fds),
+    ("wait_for_start", lambda ctx: True, step_wait_for_start),
+    ("start_hooks", _hooks("startContainer"), step_start_hooks),
+    ("seccomp", lambda ctx: ctx.seccomp is not None and _nnp(ctx), step_seccomp),
+    ("exec", lambda ctx: True, step_exec),
+)
+
+# `pyrunc exec`: the namespaces and root are the container's already
+EXEC_STEPS = tuple(s for s in INIT_STEPS if s[0] in (
+    "rlimits", "terminal", "no_new_privileges", "seccomp_early", "capabilities_bounding",
+    "user", "capabilities", "cwd", "resolve_exec", "close_fds", "seccomp", "exec"))
+
+STEP_NAMES = tuple(s[0] for s in NAMESPACE_STEPS + INIT_STEPS)
+
+
+def run_steps(ctx, steps):
+    for name, applies, run in steps:
+        if not applies(ctx):
+            continue
+        if ctx.explain:
+            ctx.explain(f"step {name}")
+        try:
+            if ctx.fail_step == name:
+                raise OSError(5, "fault injected by PYRUNC_FAIL_STEP")
+            run(ctx)
+        except PyruncError as e:
+            e.step = e.step or name
+            raise
+        except OSError as e:
+            message = f"{e.filename}: {e.strerror}" if e.filename else str(e.strerror)
+            raise PyruncError(message, step=name, errno=e.errno) from None

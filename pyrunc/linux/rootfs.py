@@ -1,0 +1,417 @@
+"""The container's root filesystem: propagation, mounts, devices, pivot_root, masked and
+read-only paths, read-only root.
+
+Every mount destination is resolved inside the rootfs with openat2(RESOLVE_IN_ROOT) and the
+mount is made on /proc/self/fd/N of that O_PATH fd, as runc does since CVE-2021-30465: a
+symlink in the rootfs, even one swapped in while we work, cannot send a mount outside it.
+"""
+import os
+import stat
+
+from pyrunc import syscalls as sc
+from pyrunc.errors import PyruncError
+
+# option -> (clear?, flag), runc's table (libcontainer/specconv)
+FLAG_OPTIONS = {
+    "async": (True, sc.MS_SYNCHRONOUS), "atime": (True, sc.MS_NOATIME),
+    "bind": (False, sc.MS_BIND), "defaults": (False, 0), "dev": (True, sc.MS_NODEV),
+    "diratime": (True, sc.MS_NODIRATIME), "dirsync": (False, sc.MS_DIRSYNC),
+    "exec": (True, sc.MS_NOEXEC), "iversion": (False, 1 << 23), "noiversion": (True, 1 << 23),
+    "lazytime": (False, sc.MS_LAZYTIME), "nolazytime": (True, sc.MS_LAZYTIME),
+    "loud": (True, sc.MS_SILENT), "mand": (False, sc.MS_MANDLOCK),
+    "nomand": (True, sc.MS_MANDLOCK), "noatime": (False, sc.MS_NOATIME),
+    "nodev": (False, sc.MS_NODEV), "nodiratime": (False, sc.MS_NODIRATIME),
+    "noexec": (False, sc.MS_NOEXEC), "nosuid": (False, sc.MS_NOSUID),
+    "nosymfollow": (False, sc.MS_NOSYMFOLLOW), "symfollow": (True, sc.MS_NOSYMFOLLOW),
+    "norelatime": (True, sc.MS_RELATIME), "nostrictatime": (True, sc.MS_STRICTATIME),
+    "rbind": (False, sc.MS_BIND | sc.MS_REC), "relatime": (False, sc.MS_RELATIME),
+    "remount": (False, sc.MS_REMOUNT), "ro": (False, sc.MS_RDONLY), "rw": (True, sc.MS_RDONLY),
+    "silent": (False, sc.MS_SILENT), "strictatime": (False, sc.MS_STRICTATIME),
+    "suid": (True, sc.MS_NOSUID), "sync": (False, sc.MS_SYNCHRONOUS),
+}
+PROPAGATION = {
+    "private": sc.MS_PRIVATE, "rprivate": sc.MS_PRIVATE | sc.MS_REC,
+    "shared": sc.MS_SHARED, "rshared": sc.MS_SHARED | sc.MS_REC,
+    "slave": sc.MS_SLAVE, "rslave": sc.MS_SLAVE | sc.MS_REC,
+    "unbindable": sc.MS_UNBINDABLE, "runbindable": sc.MS_UNBINDABLE | sc.MS_REC,
+}
+# flags a bind remount must carry over from the source, or the kernel refuses (EPERM)
+# to clear them when they are locked (always, inside a user namespace)
+ST_FLAGS = ((os.ST_RDONLY, sc.MS_RDONLY), (os.ST_NOSUID, sc.MS_NOSUID),
+            (os.ST_NODEV, sc.MS_NODEV), (os.ST_NOEXEC, sc.MS_NOEXEC),
+            (os.ST_NOATIME, sc.MS_NOATIME), (os.ST_NODIRATIME, sc.MS_NODIRATIME),
+            (os.ST_RELATIME, sc.MS_RELATIME))
+REMOUNT_KEEP = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+
+DEFAULT_DEVICES = (("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7),
+                   ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0))
+DEV_SYMLINKS = (("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
+                ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"))
+
+
+# recursive mount attributes (runc 1.1+): applied to the whole tree with mount_setattr(2)
+ATTR_OPTIONS = {
+    "rro": (False, 0x1), "rrw": (True, 0x1), "rnosuid": (False, 0x2), "rsuid": (True, 0x2),
+    "rnodev": (False, 0x4), "rdev": (True, 0x4), "rnoexec": (False, 0x8), "rexec": (True, 0x8),
+    "rnodiratime": (False, 0x80), "rdiratime": (True, 0x80),
+    "rnosymfollow": (False, 0x200000), "rsymfollow": (True, 0x200000),
+}
+ATIME_OPTIONS = {"rrelatime": 0x0, "rnoatime": 0x10, "rstrictatime": 0x20}
+MOUNT_ATTR__ATIME = 0x70
+
+
+class MountOptions:
+    __slots__ = ("flags", "clear", "propagation", "data", "attr_set", "attr_clr")
+
+    def __init__(self):
+        self.flags = 0
+        self.clear = 0
+        self.propagation = []
+        self.data = []
+        self.attr_set = 0
+        self.attr_clr = 0
+
+
+def parse_options(options):
+    """Split a mount's options into flags, propagation changes and the fs data string.
+
+    Unknown words go to the data string, as runc does: the filesystem decides (tmpfs takes
+    size= and mode=, devpts newinstance...); a bad one fails there with the JSON path.
+    """
+    parsed = MountOptions()
+    for opt in options or ():
+        if opt in FLAG_OPTIONS:
+            clear, flag = FLAG_OPTIONS[opt]
+            if clear:
+                parsed.flags &= ~flag
+                parsed.clear |= flag
+            else:
+                parsed.flags |= flag
+                parsed.clear &= ~flag
+        elif opt in PROPAGATION:
+            parsed.propagation.append(PROPAGATION[opt])
+        elif opt in ATTR_OPTIONS:
+            clear, attr = ATTR_OPTIONS[opt]
+            if clear:
+                parsed.attr_set &= ~attr
+                parsed.attr_clr |= attr
+            else:
+                parsed.attr_set |= attr
+                parsed.attr_clr &= ~attr
+        elif opt in ATIME_OPTIONS:
+            parsed.attr_set = parsed.attr_set & ~MOUNT_ATTR__ATIME | ATIME_OPTIONS[opt]
+            parsed.attr_clr |= MOUNT_ATTR__ATIME
+        elif opt in ("tmpcopyup", "idmap", "ridmap"):
+            # refusing beats ignoring: the mount would not be what the config says
+            raise PyruncError(f"mount option {opt!r} is not supported by pyrunc",
+                              step="mounts")
+        else:
+            parsed.data.append(opt)
+    return parsed
+
+
+def is_bind(mount, opts):
+    return mount.type == "bind" or bool(opts.flags & sc.MS_BIND)
+
+
+# -- path resolution inside the rootfs
+
+
+def open_in_root(root_fd, path, create=None):
+    """O_PATH fd of `path` resolved inside root_fd; create it first ("dir" or "file") if missing.
+
+    Missing parents are created as directories, each resolved inside the root again.
+    """
+    rel = path.lstrip("/") or "."
+    try:
+        return sc.openat2(root_fd, rel, os.O_PATH | os.O_CLOEXEC, sc.RESOLVE_IN_ROOT)
+    except OSError as e:
+        if e.errno != 2 or create is None:
+            raise
+    parent, name = os.path.split("/" + rel)
+    pfd = open_in_root(root_fd, parent, "dir")
+    try:
+        dfd = sc.openat2(pfd, ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, 0)
+    finally:
+        os.close(pfd)
+    try:
+        if create == "dir":
+            os.mkdir(name, 0o755, dir_fd=dfd)
+        else:
+            os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644, dir_fd=dfd))
+    except FileExistsError:
+        pass  # made by a concurrent mount of the same tree, or a dangling symlink
+    finally:
+        os.close(dfd)
+    return sc.openat2(root_fd, rel, os.O_PATH | os.O_CLOEXEC, sc.RESOLVE_IN_ROOT)
+
+
+def fd_path(fd):
+    return f"/proc/self/fd/{fd}"
+
+
+def current_flags(path):
+    st = os.statvfs(path)
+    return sum(ms for st_flag, ms in ST_FLAGS if st.f_flag & st_flag)
+
+
+# -- steps
+
+
+def set_propagation(propagation):
+    """rootfsPropagation for /: private unless the config says otherwise."""
+    flags = PROPAGATION[propagation or "rprivate"]
+    sc.mount(None, "/", None, flags, what="make / " + (propagation or "rprivate"))
+
+
+def bind_rootfs(rootfs):
+    """pivot_root needs the new root to be a mount point: bind it onto itself."""
+    sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC, what="bind rootfs")
+
+
+def mount_all(rootfs, mounts, bundle, in_userns):
+    root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for i, m in enumerate(mounts or ()):
+            where = f"mounts[{i}] ({m.destination})"
+            try:
+                mount_one(root_fd, m, bundle, in_userns)
+            except OSError as e:
+                raise PyruncError(e.strerror, path=where, step="mounts", errno=e.errno) from None
+            except PyruncError as e:
+                e.path = e.path or where
+                raise
+    finally:
+        os.close(root_fd)
+
+
+def mount_one(root_fd, m, bundle, in_userns):
+    opts = parse_options(m.options)
+    data = ",".join(opts.data) or None
+    if is_bind(m, opts):
+        source = m.source or ""
+        if not os.path.isabs(source):
+            source = os.path.join(bundle, source)
+        try:
+            src_is_dir = stat.S_ISDIR(os.stat(source).st_mode)
+        except OSError as e:
+            raise OSError(e.errno, f"bind source {source}: {e.strerror}") from None
+        fd = open_in_root(root_fd, m.destination, "dir" if src_is_dir else "file")
+        try:
+            sc.mount(source, fd_path(fd), None, sc.MS_BIND | (opts.flags & sc.MS_REC),
+                     what="bind mount")
+        finally:
+            os.close(fd)
+        extra = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
+        adjust_new_mount(root_fd, m.destination, opts, extra)
+        return
+    if m.type in ("cgroup", "cgroup2"):
+        mount_cgroup(root_fd, m, opts)
+        return
+    fd = open_in_root(root_fd, m.destination, "dir")
+    try:
+        sc.mount(m.source or m.type, fd_path(fd), m.type, opts.flags & ~sc.MS_REMOUNT, data,
+                 what=f"mount {m.type}")
+    finally:
+        os.close(fd)
+    adjust_new_mount(root_fd, m.destination, opts, 0)
+
+
+def adjust_new_mount(root_fd, destination, opts, remount_flags):
+    """Flags a bind ignores, recursive attributes and propagation, on the new mount.
+
+    The fd used for mounting names the mount point underneath: the new mount on top is
+    reached by resolving the destination again.
+    """
+    if not (remount_flags or opts.clear or opts.attr_set or opts.attr_clr or opts.propagation):
+        return
+    fd = open_in_root(root_fd, destination)
+    try:
+        target = fd_path(fd)
+        if remount_flags or opts.clear:
+            # keep the flags the kernel locks (nosuid, nodev, noexec of the source)
+            keep = current_flags(target) & REMOUNT_KEEP & ~opts.clear
+            sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | remount_flags | keep,
+                     what="remount bind")
+        if opts.attr_set or opts.attr_clr:
+            sc.mount_setattr(fd, opts.attr_set, opts.attr_clr, recursive=True)
+        for prop in opts.propagation:
+            sc.mount(None, target, None, prop, what="set propagation")
+    finally:
+        os.close(fd)
+
+
+def mount_cgroup(root_fd, m, opts):
+    """cgroup2 mounts as is; a v1 "cgroup" mount becomes, as in runc, a tmpfs with a bind of
+    this process's cgroup in each v1 hierarchy (hybrid hosts like this one)."""
+    flags = opts.flags & ~(sc.MS_REMOUNT | sc.MS_RDONLY)
+    fd = open_in_root(root_fd, m.destination, "dir")
+    try:
+        if m.type == "cgroup2" or not os.path.isdir("/sys/fs/cgroup/memory"):
+            sc.mount("cgroup2", fd_path(fd), "cgroup2", opts.flags, what="mount cgroup2")
+            return
+        sc.mount("tmpfs", fd_path(fd), "tmpfs", flags, "mode=755", what="mount cgroup tmpfs")
+    finally:
+        os.close(fd)
+    with open("/proc/self/cgroup") as f:
+        entries = [line.rstrip("\n").split(":", 2) for line in f]
+    tfd = open_in_root(root_fd, m.destination)
+    target = fd_path(tfd)
+    try:
+        for _, controllers, path in entries:
+            name = controllers.removeprefix("name=") or "unified"
+            host = os.path.join("/sys/fs/cgroup", name)
+            if not os.path.isdir(host):
+                continue
+            dfd = open_in_root(tfd, name, "dir")
+            try:
+                sc.mount(host + path, fd_path(dfd), None, sc.MS_BIND | sc.MS_REC,
+                         what="bind cgroup")
+            finally:
+                os.close(dfd)
+            dfd = open_in_root(tfd, name)
+            try:
+                sc.mount(None, fd_path(dfd), None,
+                         sc.MS_BIND | sc.MS_REMOUNT | flags | (opts.flags & sc.MS_RDONLY),
+                         what="remount cgroup")
+            finally:
+                os.close(dfd)
+        if opts.flags & sc.MS_RDONLY:
+            sc.mount(None, target, None, sc.MS_REMOUNT | sc.MS_RDONLY | flags, "mode=755",
+                     what="remount cgroup tmpfs")
+    finally:
+        os.close(tfd)
+
+
+def dev_is_bound(mounts):
+    return any(os.path.normpath(m.destination) == "/dev" and is_bind(m, parse_options(m.options))
+               for m in mounts or ())
+
+
+def create_devices(rootfs, devices, in_userns):
+    """The spec's default devices plus linux.devices; bind from the host in a user namespace
+    (mknod is not allowed there), as runc does."""
+    root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        wanted = [(p, stat.S_IFCHR, maj, mnr, 0o666, 0, 0, None) for p, maj, mnr in DEFAULT_DEVICES]
+        kinds = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
+        for i, d in enumerate(devices or ()):
+            wanted = [w for w in wanted if w[0] != d.path]
+            wanted.append((d.path, kinds[d.type], d.major or 0, d.minor or 0,
+                           0o666 if d.fileMode is None else d.fileMode, d.uid, d.gid,
+                           f"linux.devices[{i}] ({d.path})"))
+        for path, kind, major, minor, mode, uid, gid, where in wanted:
+            try:
+                make_device(root_fd, path, kind, major, minor, mode, uid, gid, in_userns)
+            except OSError as e:
+                raise PyruncError(f"create device {path}: {e.strerror}", path=where,
+                                  step="devices", errno=e.errno) from None
+    finally:
+        os.close(root_fd)
+
+
+def make_device(root_fd, path, kind, major, minor, mode, uid, gid, in_userns):
+    parent, name = os.path.split(path)
+    pfd = open_in_root(root_fd, parent, "dir")
+    dfd = sc.openat2(pfd, ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, 0)
+    os.close(pfd)
+    try:
+        try:
+            os.unlink(name, dir_fd=dfd)
+        except FileNotFoundError:
+            pass
+        if in_userns and kind != stat.S_IFIFO:
+            os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644, dir_fd=dfd))
+            fd = sc.openat2(dfd, name, os.O_PATH | os.O_CLOEXEC, sc.RESOLVE_IN_ROOT)
+            try:
+                sc.mount(path, fd_path(fd), None, sc.MS_BIND, what=f"bind device {path}")
+            finally:
+                os.close(fd)
+            return
+        os.mknod(name, kind | (mode & 0o7777), os.makedev(major, minor), dir_fd=dfd)
+        os.chmod(name, mode & 0o7777, dir_fd=dfd)  # mknod is subject to the umask
+        if uid is not None or gid is not None:
+            os.chown(name, -1 if uid is None else uid, -1 if gid is None else gid, dir_fd=dfd)
+    finally:
+        os.close(dfd)
+
+
+def dev_symlinks(rootfs, has_devpts):
+    root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        links = list(DEV_SYMLINKS)
+        if os.path.exists("/proc/kcore"):
+            links.append(("/proc/kcore", "/dev/core"))
+        if has_devpts:
+            links.append(("pts/ptmx", "/dev/ptmx"))
+        pfd = open_in_root(root_fd, "/dev", "dir")
+        dfd = sc.openat2(pfd, ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, 0)
+        os.close(pfd)
+        try:
+            for target, link in links:
+                name = os.path.basename(link)
+                try:
+                    os.unlink(name, dir_fd=dfd)
+                except FileNotFoundError:
+                    pass
+                os.symlink(target, name, dir_fd=dfd)
+        finally:
+            os.close(dfd)
+    finally:
+        os.close(root_fd)
+
+
+def pivot_root(rootfs):
+    """runc's way: pivot_root(".", ".") stacks the old root over the new one, which is then
+    detached; no directory for the old root is needed in the container."""
+    old = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    new = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fchdir(new)
+        sc.pivot_root(".", ".")
+        os.fchdir(old)
+        # keep unmount events of the old root from reaching the host's mounts
+        sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC, what="make old root rslave")
+        sc.umount2(".", sc.MNT_DETACH)
+    finally:
+        os.close(old)
+        os.close(new)
+    os.chdir("/")
+
+
+def chroot(rootfs):
+    """--no-pivot: move the rootfs over / and chroot, for ramdisk roots where pivot_root fails."""
+    os.chdir(rootfs)
+    sc.mount(rootfs, "/", None, sc.MS_MOVE, what="move rootfs to /")
+    os.chroot(".")
+    os.chdir("/")
+
+
+def mask_path(path):
+    """A directory gets a read-only empty tmpfs, a file /dev/null; missing paths are skipped."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if stat.S_ISDIR(st.st_mode):
+        sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY, None, what=f"mask {path}")
+    else:
+        sc.mount("/dev/null", path, None, sc.MS_BIND, what=f"mask {path}")
+
+
+def readonly_path(path):
+    try:
+        sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC, what=f"bind {path}")
+    except OSError as e:
+        if e.errno in (2, 20):  # ENOENT, ENOTDIR: skipped, as runc does
+            return
+        raise
+    keep = current_flags(path) & REMOUNT_KEEP
+    sc.mount(None, path, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC | keep,
+             what=f"remount {path} read-only")
+
+
+def root_readonly():
+    keep = current_flags("/") & REMOUNT_KEEP
+    sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | keep,
+             what="remount / read-only")

@@ -1,0 +1,54 @@
+"""process.terminal: a pty made inside the container, its master sent over --console-socket."""
+import array
+import os
+import socket
+import termios
+import fcntl
+import struct
+
+TIOCSPTLCK = 0x40045431
+TIOCGPTN = 0x80045430
+TIOCSCTTY = 0x540E
+
+
+def open_pty():
+    """(master fd, slave path) from the container's /dev/ptmx (a devpts newinstance)."""
+    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+    n = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, struct.pack("I", 0)))[0]
+    return master, f"/dev/pts/{n}"
+
+
+def set_size(fd, height, width):
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+
+
+def send_fd(sock_fd, fd, name="/dev/ptmx"):
+    """SCM_RIGHTS, as runc sends the console master (the message text is the pty name)."""
+    with socket.socket(fileno=os.dup(sock_fd)) as s:
+        s.sendmsg([name.encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                     array.array("i", [fd]))])
+
+
+def recv_fd(sock):
+    fds = array.array("i")
+    _, anc, _, _ = sock.recvmsg(4096, socket.CMSG_LEN(fds.itemsize))
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[:fds.itemsize])
+    if not fds:
+        raise OSError(0, "no file descriptor received on the console socket")
+    return fds[0]
+
+
+def make_controlling(slave_path, size=None):
+    """New session, the pty slave as controlling terminal and as stdin/stdout/stderr."""
+    os.setsid()
+    slave = os.open(slave_path, os.O_RDWR)
+    fcntl.ioctl(slave, TIOCSCTTY, 0)
+    if size is not None:
+        set_size(slave, *size)
+    for n in (0, 1, 2):
+        os.dup2(slave, n)
+    if slave > 2:
+        os.close(slave)

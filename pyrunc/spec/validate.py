@@ -1,0 +1,85 @@
+"""Checks across fields that the schema alone cannot express (runtime-spec config-linux.md)."""
+import os
+
+RLIMITS = ("RLIMIT_AS", "RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_FSIZE",
+           "RLIMIT_LOCKS", "RLIMIT_MEMLOCK", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_NOFILE",
+           "RLIMIT_NPROC", "RLIMIT_RSS", "RLIMIT_RTPRIO", "RLIMIT_RTTIME", "RLIMIT_SIGPENDING",
+           "RLIMIT_STACK")
+
+
+def validate(config, loader):
+    fail = loader.fail
+    if config.root is None:
+        fail("root", "required on Linux")
+    linux = config.linux
+    process = config.process
+    if process is not None:
+        if process.args is None and process.commandLine is None:
+            fail("process.args", "required field is missing")
+        if process.args is not None and not process.args:
+            fail("process.args", "needs at least one entry")
+        if not os.path.isabs(process.cwd):
+            fail("process.cwd", f"{process.cwd!r} is not an absolute path")
+        seen = set()
+        for i, rl in enumerate(process.rlimits or ()):
+            if rl.type not in RLIMITS:
+                fail(f"process.rlimits[{i}].type", f"unknown rlimit {rl.type!r}")
+            if rl.type in seen:
+                fail(f"process.rlimits[{i}].type", f"{rl.type} is set twice")
+            if rl.soft > rl.hard:
+                fail(f"process.rlimits[{i}]", "soft limit is above the hard limit")
+            seen.add(rl.type)
+        for i, e in enumerate(process.env or ()):
+            if "=" not in e:
+                fail(f"process.env[{i}]", f"{e!r} is not KEY=VALUE")
+    for i, m in enumerate(config.mounts or ()):
+        if not os.path.isabs(m.destination):
+            # runc resolves relative destinations from /; the spec says absolute (1.0.2+)
+            loader.warnings.append(f"mounts[{i}].destination: {m.destination!r} is relative; "
+                                   "taken from /")
+    if linux is None:
+        return
+    types = {}
+    for i, ns in enumerate(linux.namespaces or ()):
+        if ns.type in types:
+            fail(f"linux.namespaces[{i}].type", f"{ns.type} namespace listed twice")
+        types[ns.type] = ns
+    user_ns = types.get("user")
+    if (linux.uidMappings or linux.gidMappings) and user_ns is None:
+        fail("linux.uidMappings", "mappings need a user namespace in linux.namespaces")
+    if user_ns is not None and user_ns.path is None:
+        for key in ("uidMappings", "gidMappings"):
+            maps = getattr(linux, key)
+            if not maps:
+                fail(f"linux.{key}", "a new user namespace needs mappings")
+            _check_overlap(maps, f"linux.{key}", fail)
+    if config.hostname and "uts" not in types:
+        fail("hostname", "setting the hostname needs a new uts namespace")
+    if config.domainname and "uts" not in types:
+        fail("domainname", "setting the domainname needs a new uts namespace")
+    if linux.timeOffsets and ("time" not in types or types["time"].path is not None):
+        fail("linux.timeOffsets", "time offsets need a new time namespace")
+    for key, off in (linux.timeOffsets or {}).items():
+        if key not in ("monotonic", "boottime"):
+            fail(f"linux.timeOffsets.{key}", "only monotonic and boottime have offsets")
+    for i, d in enumerate(linux.devices or ()):
+        if not os.path.isabs(d.path):
+            fail(f"linux.devices[{i}].path", f"{d.path!r} is not an absolute path")
+        if d.type != "p" and (d.major is None or d.minor is None):
+            fail(f"linux.devices[{i}]", f"a {d.type} device needs major and minor")
+    for key in ("maskedPaths", "readonlyPaths"):
+        for i, p in enumerate(getattr(linux, key) or ()):
+            if not os.path.isabs(p):
+                fail(f"linux.{key}[{i}]", f"{p!r} is not an absolute path")
+
+
+def _check_overlap(maps, path, fail):
+    spans = sorted((m.containerID, m.containerID + m.size, i) for i, m in enumerate(maps))
+    host = sorted((m.hostID, m.hostID + m.size, i) for i, m in enumerate(maps))
+    for i, m in enumerate(maps):
+        if m.size == 0:
+            fail(f"{path}[{i}].size", "must be at least 1")
+    for kind, ranges in (("containerID", spans), ("hostID", host)):
+        for (a0, a1, ai), (b0, b1, bi) in zip(ranges, ranges[1:]):
+            if b0 < a1:
+                fail(f"{path}[{bi}]", f"{kind} range overlaps {path}[{ai}]")

@@ -1,0 +1,254 @@
+"""The thin syscall layer: every kernel call pyrunc makes that the stdlib lacks.
+
+Each wrapper raises OSError naming the call, so a failure reads
+`mount tmpfs: Invalid argument`, and reports the call to `trace` when one is set
+(`--explain` and `--debug` set it; otherwise it costs one global lookup).
+Unit tests replace functions here; nothing else in pyrunc talks to cffi's libc.
+"""
+import os
+
+from pyrunc._libc import ffi
+
+libc = ffi.dlopen("libc.so.6")
+
+# --explain / --debug: a callable taking one line, e.g. 'mount("proc", "/proc", "proc", 0, NULL)'
+trace = None
+
+CLONE_NEWTIME = 0x00000080
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_SYNCHRONOUS = 0x10
+MS_REMOUNT = 0x20
+MS_MANDLOCK = 0x40
+MS_DIRSYNC = 0x80
+MS_NOSYMFOLLOW = 0x100
+MS_NOATIME = 0x400
+MS_NODIRATIME = 0x800
+MS_BIND = 0x1000
+MS_MOVE = 0x2000
+MS_REC = 0x4000
+MS_SILENT = 0x8000
+MS_UNBINDABLE = 1 << 17
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MS_RELATIME = 1 << 21
+MS_STRICTATIME = 1 << 24
+MS_LAZYTIME = 1 << 25
+MNT_DETACH = 2
+
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_KEEPCAPS = 8
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+PR_GET_NO_NEW_PRIVS = 39
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+# x86_64 syscall numbers used through syscall(2)
+SYS_pivot_root = 155
+SYS_ioprio_set = 251
+SYS_set_mempolicy = 238
+SYS_sched_setattr = 314
+SYS_seccomp = 317
+SYS_open_tree = 428
+SYS_close_range = 436
+SYS_openat2 = 437
+SYS_mount_setattr = 442
+
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_IN_ROOT = 0x10
+CLOSE_RANGE_CLOEXEC = 1 << 2
+
+_FLAG_NAMES = {
+    CLONE_NEWNS: "CLONE_NEWNS", CLONE_NEWCGROUP: "CLONE_NEWCGROUP", CLONE_NEWUTS: "CLONE_NEWUTS",
+    CLONE_NEWIPC: "CLONE_NEWIPC", CLONE_NEWUSER: "CLONE_NEWUSER", CLONE_NEWPID: "CLONE_NEWPID",
+    CLONE_NEWNET: "CLONE_NEWNET", CLONE_NEWTIME: "CLONE_NEWTIME",
+}
+_MS_NAMES = {v: k for k, v in globals().items() if k.startswith("MS_")}
+
+
+def clone_flag_names(flags):
+    return "|".join(n for f, n in _FLAG_NAMES.items() if flags & f) or "0"
+
+
+def mount_flag_names(flags):
+    return "|".join(n for f, n in sorted(_MS_NAMES.items()) if flags & f) or "0"
+
+
+def _fail(what):
+    err = ffi.errno
+    raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _c(s):
+    return ffi.NULL if s is None else os.fsencode(s)
+
+
+def cstr(s):
+    """A C string for syscall(2)'s variadic arguments (cffi passes arrays as pointers)."""
+    return ffi.new("char[]", os.fsencode(s))
+
+
+def unshare(flags):
+    if trace:
+        trace(f"unshare({clone_flag_names(flags)})")
+    if libc.unshare(flags) != 0:
+        _fail("unshare")
+
+
+def setns(fd, nstype, what="setns"):
+    if trace:
+        trace(f"setns({what}, {clone_flag_names(nstype)})")
+    if libc.setns(fd, nstype) != 0:
+        _fail(what)
+
+
+def mount(source, target, fstype, flags, data=None, what=None):
+    if trace:
+        trace(f'mount({source!r}, {target!r}, {fstype!r}, {mount_flag_names(flags)}, {data!r})')
+    if libc.mount(_c(source), _c(target), _c(fstype), flags, _c(data)) != 0:
+        _fail(what or f"mount {fstype or source}")
+
+
+def umount2(target, flags):
+    if trace:
+        trace(f"umount2({target!r}, {'MNT_DETACH' if flags & MNT_DETACH else flags})")
+    if libc.umount2(_c(target), flags) != 0:
+        _fail("umount2")
+
+
+def pivot_root(new_root, put_old):
+    if trace:
+        trace(f"pivot_root({new_root!r}, {put_old!r})")
+    syscall(SYS_pivot_root, cstr(new_root), cstr(put_old), what="pivot_root")
+
+
+def sethostname(name):
+    if trace:
+        trace(f"sethostname({name!r})")
+    b = name.encode()
+    if libc.sethostname(b, len(b)) != 0:
+        _fail("sethostname")
+
+
+def setdomainname(name):
+    if trace:
+        trace(f"setdomainname({name!r})")
+    b = name.encode()
+    if libc.setdomainname(b, len(b)) != 0:
+        _fail("setdomainname")
+
+
+def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0, what="prctl"):
+    ret = libc.prctl(option, arg2, arg3, arg4, arg5)
+    if ret < 0:
+        _fail(what)
+    return ret
+
+
+def personality(persona):
+    if trace:
+        trace(f"personality({persona:#x})")
+    if libc.personality(persona) < 0:
+        _fail("personality")
+
+
+def syscall(number, *args, what):
+    """syscall(2) with long arguments (ints, or cffi pointers passed through)."""
+    cargs = [a if isinstance(a, ffi.CData) else ffi.cast("long", a) for a in args]
+    ret = libc.syscall(number, *cargs)
+    if ret < 0:
+        _fail(what)
+    return ret
+
+
+def capget(pid=0):
+    """The three capability sets of pid as 64-bit masks (effective, permitted, inheritable)."""
+    hdr = ffi.new("cap_user_header_t_ *", {"version": 0x20080522, "pid": pid})
+    data = ffi.new("cap_user_data_t_[2]")
+    if libc.capget(hdr, data) != 0:
+        _fail("capget")
+    return tuple(getattr(data[0], f) | (getattr(data[1], f) << 32)
+                 for f in ("effective", "permitted", "inheritable"))
+
+
+def capset(effective, permitted, inheritable):
+    if trace:
+        trace(f"capset(effective={effective:#x}, permitted={permitted:#x}, "
+              f"inheritable={inheritable:#x})")
+    hdr = ffi.new("cap_user_header_t_ *", {"version": 0x20080522, "pid": 0})
+    data = ffi.new("cap_user_data_t_[2]")
+    for i in (0, 1):
+        data[i].effective = (effective >> (32 * i)) & 0xFFFFFFFF
+        data[i].permitted = (permitted >> (32 * i)) & 0xFFFFFFFF
+        data[i].inheritable = (inheritable >> (32 * i)) & 0xFFFFFFFF
+    if libc.capset(hdr, data) != 0:
+        _fail("capset")
+
+
+def seccomp_set_mode_filter(bpf, flags=0):
+    """Load raw BPF (bytes of struct sock_filter) with seccomp(SECCOMP_SET_MODE_FILTER).
+
+    Returns the syscall's result: a listener fd when flags has NEW_LISTENER, else 0.
+    """
+    if trace:
+        trace(f"seccomp(SECCOMP_SET_MODE_FILTER, {flags:#x}, <{len(bpf) // 8} instructions>)")
+    buf = ffi.from_buffer("struct sock_filter[]", bpf)
+    prog = ffi.new("struct sock_fprog *", {"len": len(bpf) // 8, "filter": buf})
+    return syscall(SYS_seccomp, 1, flags, prog, what="seccomp")
+
+
+def prepare_execve(path, argv, envp):
+    """Convert execve's arguments now; return a function that makes the call.
+
+    The init calls it after loading the seccomp filter, so that the only Python left
+    between the filter and the new program is this call.
+    """
+    keep = [ffi.new("char[]", os.fsencode(a)) for a in argv]
+    env = [ffi.new("char[]", os.fsencode(e)) for e in envp]
+    c_argv = ffi.new("char *[]", keep + [ffi.NULL])
+    c_env = ffi.new("char *[]", env + [ffi.NULL])
+    c_path = ffi.new("char[]", os.fsencode(path))
+    return lambda: (libc.execve(c_path, c_argv, c_env), _fail(f"exec {path}"))
+
+
+def openat2(dirfd, path, flags, resolve, mode=0):
+    """openat2(2): the fd of path resolved as if dirfd were the root (no escape by symlink)."""
+    how = ffi.new("struct open_how *", {"flags": flags, "mode": mode, "resolve": resolve})
+    return syscall(SYS_openat2, dirfd, cstr(path), how, ffi.sizeof("struct open_how"),
+                   what=f"open {path}")
+
+
+def close_range_cloexec(first):
+    """Mark every fd from `first` up close-on-exec (close_range(2), Linux 5.11)."""
+    syscall(SYS_close_range, first, 0xFFFFFFFF, CLOSE_RANGE_CLOEXEC, what="close_range")
+
+
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+
+
+def mount_setattr(fd, attr_set, attr_clr, recursive):
+    """mount_setattr(2) on the mount fd refers to (recursive read-only, nosuid...)."""
+    if trace:
+        trace(f"mount_setattr({fd}, set={attr_set:#x}, clr={attr_clr:#x}"
+              f"{', AT_RECURSIVE' if recursive else ''})")
+    attr = ffi.new("struct mount_attr *", {"attr_set": attr_set, "attr_clr": attr_clr})
+    flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
+    syscall(SYS_mount_setattr, fd, cstr(""), flags, attr, ffi.sizeof("struct mount_attr"),
+            what="mount_setattr")
