@@ -246,6 +246,13 @@ def cmd_ps(args, g, log):
     return 0
 
 
+def cmd_exec(args, g, log):
+    from pyrunc.container.execute import exec_process
+    opts = _opts(args, g, log, pid_file=args.pid_file, console_socket=args.console_socket,
+                 detach=args.detach, preserve_fds=args.preserve_fds)
+    return exec_process(opts, args)
+
+
 def cfg_spec(p):
     p.add_argument("-b", "--bundle", default=".", help="where to write config.json")
     p.add_argument("--rootless", action="store_true", help="for a user without root")
@@ -294,17 +301,13 @@ COMMANDS = {
     "delete": (cfg_delete, cmd_delete, "delete a stopped container"),
     "list": (cfg_list, cmd_list, "list containers"),
     "ps": (cfg_ps, cmd_ps, "list a container's processes"),
-    "exec": (None, None, "run a new process in a running container"),
+    "exec": (lambda p: __import__("pyrunc.container.execute", fromlist=["x"]).configure(p),
+             cmd_exec, "run a new process in a running container"),
     "spec": (cfg_spec, cmd_spec, "write a default config.json"),
     "features": (lambda p: None, cmd_features, "print the features pyrunc implements"),
     "bundle": (*_lazy("pyrunc.bundle"), "make a ready-to-run bundle from the host"),
     "check": (*_lazy("pyrunc.teach.check"), "report a config's risks, without running it"),
 }
-
-
-def _exec_entry():
-    from pyrunc.container import execute
-    return execute.configure, execute.run_cli
 
 
 def main(argv=None):
@@ -322,8 +325,6 @@ def main(argv=None):
         sys.stderr.write(f"pyrunc: unknown command {command!r}\n")
         return 1
     configure, run, summary = COMMANDS[command]
-    if command == "exec":
-        configure, run = _exec_entry()
     p = argparse.ArgumentParser(prog=f"pyrunc {command}", description=summary)
     configure(p)
     args = p.parse_args(cargs)

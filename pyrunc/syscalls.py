@@ -224,7 +224,14 @@ def prepare_execve(path, argv, envp):
     c_argv = ffi.new("char *[]", keep + [ffi.NULL])
     c_env = ffi.new("char *[]", env + [ffi.NULL])
     c_path = ffi.new("char[]", os.fsencode(path))
-    return lambda: (libc.execve(c_path, c_argv, c_env), _fail(f"exec {path}"))
+
+    def do_execve():
+        # keep and env own the strings c_argv and c_env point to: referenced here to keep
+        # them alive until the call
+        libc.execve(c_path, c_argv, c_env)
+        del keep[:], env[:]
+        _fail(f"exec {path}")
+    return do_execve
 
 
 def openat2(dirfd, path, flags, resolve, mode=0):

@@ -116,12 +116,14 @@ def create(opts):
             ctx.console_fd = console.fileno()
         with open(container.config_file, "w") as f:
             json.dump(raw, f)
-        os.mkfifo(container.fifo, 0o622)
+        os.mkfifo(container.fifo)
+        os.chmod(container.fifo, 0o622)  # the init may run as any user; not the umask's
         ctx.fifo_fd = os.open(container.fifo, os.O_PATH | os.O_CLOEXEC)
         ctx.proc_fd = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         parent, child = Channel.pair()
         c1 = os.fork()
         if c1 == 0:
+            container.unlock()  # the flock stays with the parent's fd, not the init's
             parent.close()
             ctx.channel = child
             c1_main(ctx)
@@ -169,6 +171,16 @@ def drive(channel, ctx, c1, config, until):
             linux = config.linux
             userns.write_maps(c1, linux.uidMappings, linux.gidMappings)
             channel.send("maps_done")
+        elif kind == "seccomp_listener":
+            from pyrunc.linux import seccomp
+            filt = ctx.seccomp
+            try:
+                seccomp.send_listener(filt.listener_path, msg["fds"][0],
+                                      dict(ctx.state, status="creating", pid=init_pid),
+                                      filt.listener_metadata)
+            finally:
+                os.close(msg["fds"][0])
+            channel.send("seccomp_listener_done")
         elif kind == "hooks":
             state = dict(ctx.state, status="creating", pid=init_pid)
             hooks.run_hooks("prestart", config.hooks.prestart, state)

@@ -11,37 +11,36 @@ from pyrunc.init.steps import EXEC_STEPS, INIT_STEPS, NAMESPACE_STEPS, run_steps
 
 
 def c1_main(ctx):
+    """Never returns: whatever happens, this process ends here, not in the caller's code."""
     try:
         # nothing in the container may ptrace or open /proc/PID/* of the runtime
         sc.prctl(sc.PR_SET_DUMPABLE, 0, what="prctl PR_SET_DUMPABLE")
         run_steps(ctx, NAMESPACE_STEPS)
+        # C2 learns its host pid from this pipe, after the parent has: so the parent knows
+        # the pid before any message from C2, and C2 has it for the hooks' state
+        r, w = os.pipe()
         pid = os.fork()
         if pid == 0:
+            os.close(w)
+            ctx.host_pid = int(os.read(r, 32))
+            os.close(r)
             c2_main(ctx)
         ctx.channel.send("pid", pid=pid)
+        os.write(w, str(pid).encode())
     except BaseException as e:  # noqa: B036 - anything must reach the parent, then exit
         report(ctx, e)
         os._exit(1)
-    os._exit(0)
+    finally:
+        os._exit(0)
 
 
 def c2_main(ctx):
     try:
-        ctx.host_pid = host_pid()
         run_steps(ctx, EXEC_STEPS if ctx.exec_mode else INIT_STEPS)
     except BaseException as e:  # noqa: B036
         report(ctx, e)
-    os._exit(1)
-
-
-def host_pid():
-    """Our pid in the host's pid namespace: first NSpid field of the host's /proc (which is
-    still mounted here: this runs before pivot_root)."""
-    with open("/proc/self/status", "rb") as f:
-        for line in f:
-            if line.startswith(b"NSpid:"):
-                return int(line.split()[1])
-    return os.getpid()
+    finally:
+        os._exit(1)
 
 
 def report(ctx, exc):
@@ -54,10 +53,16 @@ def report(ctx, exc):
         if ctx.debug:
             import traceback
             err.message += "\n" + "".join(traceback.format_exception(exc))
-    if ctx.fifo_write_fd is None:
-        ctx.channel.send("error", **err.to_wire())
-        return
-    # after wait_for_start `pyrunc start` reads the FIFO until exec: it gets the error there
     line = f"pyrunc: {ctx.id}: {err}\n".encode()
-    os.write(ctx.fifo_write_fd, line)
-    os.write(2, line)
+    try:
+        if ctx.fifo_write_fd is None:
+            ctx.channel.send("error", **err.to_wire())
+            return
+        # after wait_for_start `pyrunc start` reads the FIFO until exec: the error goes there
+        os.write(ctx.fifo_write_fd, line)
+    except OSError:
+        pass
+    try:
+        os.write(2, line)
+    except OSError:
+        pass

@@ -19,16 +19,25 @@ class Channel:
         a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         return cls(a), cls(b)
 
-    def send(self, kind, **fields):
+    def send(self, kind, fds=(), **fields):
         fields["type"] = kind
-        self.sock.send(json.dumps(fields).encode())
+        data = json.dumps(fields).encode()
+        if fds:
+            socket.send_fds(self.sock, [data], list(fds))
+        else:
+            self.sock.send(data)
 
     def recv(self):
-        """The next message, or None at EOF (the other side exec'd or exited)."""
-        data = self.sock.recv(65536)
+        """The next message, or None at EOF (the other side exec'd or exited).
+
+        File descriptors sent with it (SCM_RIGHTS) are in msg["fds"].
+        """
+        data, fds, _, _ = socket.recv_fds(self.sock, 65536, 4)
         if not data:
             return None
-        return json.loads(data)
+        msg = json.loads(data)
+        msg["fds"] = fds
+        return msg
 
     def expect(self, kind):
         msg = self.recv()

@@ -30,6 +30,19 @@ def step_user_namespace(ctx):
     sc.unshare(sc.CLONE_NEWUSER)
     ctx.channel.send("maps")           # the parent writes uid_map and gid_map
     ctx.channel.expect("maps_done")
+    # Until now we are the overflow uid, which cannot own files: tmpfs refuses to create
+    # them (EOVERFLOW). Become a mapped id: 0 if mapped (as runc does); otherwise, as with
+    # the article's 1000 -> 100000 map, the process's own ids. With no uid 0 in the
+    # namespace the kernel has no root to take capabilities from: we keep them all.
+    user = ctx.process.user
+    os.setresgid(*[_mapped(_linux(ctx, "gidMappings"), user.gid)] * 3)
+    os.setresuid(*[_mapped(_linux(ctx, "uidMappings"), user.uid)] * 3)
+
+
+def _mapped(mappings, wanted):
+    def inside(i):
+        return any(m.containerID <= i < m.containerID + m.size for m in mappings)
+    return 0 if inside(0) else wanted if inside(wanted) else mappings[0].containerID
 
 
 def step_namespaces(ctx):
@@ -50,7 +63,8 @@ def step_time_offsets(ctx):
 NAMESPACE_STEPS = (
     ("user_namespace", lambda ctx: ctx.ns.has("user"), step_user_namespace),
     ("namespaces", lambda ctx: True, step_namespaces),
-    ("time_offsets", lambda ctx: bool(_linux(ctx, "timeOffsets")), step_time_offsets),
+    ("time_offsets", lambda ctx: not ctx.exec_mode and bool(_linux(ctx, "timeOffsets")),
+     step_time_offsets),
 )
 
 
@@ -170,9 +184,22 @@ def step_no_new_privileges(ctx):
     sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1, what="prctl PR_SET_NO_NEW_PRIVS")
 
 
+def load_seccomp(ctx):
+    listener = seccomp.load(ctx.seccomp)
+    if listener is not None:
+        # SCMP_ACT_NOTIFY: the parent, in the host's namespaces, hands it to listenerPath
+        ctx.channel.send("seccomp_listener", fds=[listener])
+        ctx.channel.expect("seccomp_listener_done")
+        os.close(listener)
+
+
 def step_seccomp_early(ctx):
     # without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before capabilities drop
-    seccomp.load(ctx.seccomp)
+    load_seccomp(ctx)
+
+
+def _notify(ctx):
+    return ctx.seccomp is not None and ctx.seccomp.listener_path is not None
 
 
 def step_capabilities_bounding(ctx):
@@ -219,11 +246,19 @@ def step_close_fds(ctx):
 
 
 def step_wait_for_start(ctx):
+    fifo = f"self/fd/{ctx.fifo_fd}"
+    try:
+        # no reader yet, so ENXIO: but a permission problem shows now, while the parent
+        # can still report it
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=ctx.proc_fd))
+    except OSError as e:
+        if e.errno != 6:
+            raise
     ctx.channel.send("ready")
     ctx.channel.close()
     # Blocks until `pyrunc start` opens the FIFO for reading. The fd stays open (CLOEXEC)
     # so that `start` reads until exec: EOF means exec'd, text means an error before it.
-    fd = os.open(f"self/fd/{ctx.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC, dir_fd=ctx.proc_fd)
+    fd = os.open(fifo, os.O_WRONLY | os.O_CLOEXEC, dir_fd=ctx.proc_fd)
     ctx.fifo_write_fd = fd
     os.write(fd, b"0")
     os.close(ctx.fifo_fd)
@@ -236,7 +271,7 @@ def step_start_hooks(ctx):
 
 
 def step_seccomp(ctx):
-    seccomp.load(ctx.seccomp)
+    load_seccomp(ctx)
 
 
 def step_exec(ctx):
@@ -271,6 +306,8 @@ INIT_STEPS = (
     ("oom_score_adj", lambda ctx: ctx.process.oomScoreAdj is not None, step_oom_score_adj),
     ("personality", lambda ctx: _linux(ctx, "personality") is not None, step_personality),
     ("terminal", lambda ctx: bool(ctx.process.terminal), step_terminal),
+    # before any seccomp filter: an allow-list may lack close_range
+    ("close_fds", lambda ctx: True, step_close_fds),
     ("no_new_privileges", _nnp, step_no_new_privileges),
     ("seccomp_early", lambda ctx: ctx.seccomp is not None and not _nnp(ctx),
      step_seccomp_early),
@@ -279,17 +316,20 @@ INIT_STEPS = (
     ("capabilities", lambda ctx: ctx.caps is not None, step_capabilities),
     ("cwd", lambda ctx: True, step_cwd),
     ("resolve_exec", lambda ctx: True, step_resolve_exec),
-    ("close_fds", lambda ctx: True, step_close_fds),
+    # a notify filter is loaded while the parent is still there to pass its fd on
+    ("seccomp_notify", lambda ctx: _nnp(ctx) and _notify(ctx), step_seccomp),
     ("wait_for_start", lambda ctx: True, step_wait_for_start),
     ("start_hooks", _hooks("startContainer"), step_start_hooks),
-    ("seccomp", lambda ctx: ctx.seccomp is not None and _nnp(ctx), step_seccomp),
+    ("seccomp", lambda ctx: ctx.seccomp is not None and _nnp(ctx) and not _notify(ctx),
+     step_seccomp),
     ("exec", lambda ctx: True, step_exec),
 )
 
 # `pyrunc exec`: the namespaces and root are the container's already
 EXEC_STEPS = tuple(s for s in INIT_STEPS if s[0] in (
     "rlimits", "terminal", "no_new_privileges", "seccomp_early", "capabilities_bounding",
-    "user", "capabilities", "cwd", "resolve_exec", "close_fds", "seccomp", "exec"))
+    "user", "capabilities", "cwd", "resolve_exec", "close_fds", "seccomp_notify", "seccomp",
+    "exec"))
 
 STEP_NAMES = tuple(s[0] for s in NAMESPACE_STEPS + INIT_STEPS)
 

@@ -48,8 +48,7 @@ def find_executable(arg0, env, cwd):
     if "/" in arg0:
         path = arg0 if os.path.isabs(arg0) else os.path.join(cwd, arg0)
         if not os.path.exists(path):
-            raise PyruncError(f"exec {arg0}: no such file or directory", path="process.args[0]",
-                              step="exec")
+            raise PyruncError(f"exec {arg0}: no such file or directory", path="process.args[0]")
         return path
     search = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     for e in env:
@@ -60,4 +59,4 @@ def find_executable(arg0, env, cwd):
         if os.path.isfile(path) and os.access(path, os.X_OK):
             return path
     raise PyruncError(f"exec {arg0}: executable file not found in $PATH",
-                      path="process.args[0]", step="exec")
+                      path="process.args[0]")

@@ -1,0 +1,146 @@
+"""`pyrunc exec`: a new process inside a running container.
+
+It joins the init's namespaces (user first, as runc orders them), then runs the process
+part of the init (EXEC_STEPS): rlimits, terminal, no_new_privs, the container's seccomp
+filter, capabilities, user, cwd, close fds, execve. Settings default to the container's
+own process, as runc's do; flags and --process override them.
+"""
+import json
+import os
+
+from pyrunc import syscalls as sc
+from pyrunc.container.lifecycle import (
+    _reap, _stored_config, connect_console, drive, wait_forwarding, write_pid_file)
+from pyrunc.container.state import Container
+from pyrunc.errors import PyruncError
+from pyrunc.linux.namespaces import PROC_NAMES, Plan
+
+
+def configure(p):
+    p.add_argument("-p", "--process", help="process.json (runtime-spec process)")
+    p.add_argument("-d", "--detach", action="store_true")
+    p.add_argument("--pid-file")
+    p.add_argument("--console-socket")
+    p.add_argument("-t", "--tty", action="store_true", help="allocate a pty")
+    p.add_argument("-e", "--env", action="append", default=[], help="KEY=VALUE")
+    p.add_argument("--cwd")
+    p.add_argument("-u", "--user", help="UID[:GID]")
+    p.add_argument("-g", "--additional-gids", action="append", type=int, default=[])
+    p.add_argument("-c", "--cap", action="append", default=[], help="add a capability")
+    p.add_argument("--no-new-privs", action="store_true")
+    p.add_argument("--preserve-fds", type=int, default=0)
+    p.add_argument("--apparmor", help="apparmor profile")
+    p.add_argument("--process-label", help="selinux label")
+    p.add_argument("--ignore-paused", action="store_true")
+    p.add_argument("--cgroup", action="append", default=[])
+    p.add_argument("--explain", action="store_true")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("args", nargs="...", help="the command and its arguments")
+
+
+def process_dict(args, config_process):
+    """The process to run: --process as is, or the container's own with the flags applied."""
+    if args.process:
+        try:
+            with open(args.process, "rb") as f:
+                return json.loads(f.read())
+        except (OSError, ValueError) as e:
+            raise PyruncError(f"--process {args.process}: {e}") from None
+    if not args.args:
+        raise PyruncError("nothing to run: give ARGS or --process")
+    base = dict(config_process)
+    proc = {"terminal": args.tty, "args": list(args.args),
+            "env": list(base.get("env") or []) + args.env,
+            "cwd": args.cwd or base.get("cwd", "/"),
+            "user": dict(base.get("user") or {"uid": 0, "gid": 0}),
+            "noNewPrivileges": args.no_new_privs or bool(base.get("noNewPrivileges"))}
+    for key in ("capabilities", "rlimits", "apparmorProfile", "selinuxLabel"):
+        if base.get(key) is not None:
+            proc[key] = json.loads(json.dumps(base[key]))
+    if args.user:
+        uid, _, gid = args.user.partition(":")
+        if not uid.isdigit() or (gid and not gid.isdigit()):
+            raise PyruncError(f"--user {args.user}: use numeric UID[:GID]")
+        proc["user"] = {"uid": int(uid), "gid": int(gid) if gid else 0}
+    if args.additional_gids:
+        proc["user"]["additionalGids"] = args.additional_gids
+    if args.cap:
+        caps = proc.setdefault("capabilities", {})
+        for s in ("bounding", "effective", "permitted"):
+            caps[s] = list(dict.fromkeys((caps.get(s) or []) + args.cap))
+    return proc
+
+
+def join_plan(config, init_pid):
+    """Every namespace the container has, joined through the init's /proc/PID/ns."""
+    joins = {}
+    try:
+        for ns in (config.linux.namespaces if config.linux else None) or ():
+            path = f"/proc/{init_pid}/ns/{PROC_NAMES[ns.type]}"
+            joins[ns.type] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        for fd in joins.values():
+            os.close(fd)
+        raise PyruncError(f"open {e.filename}: {e.strerror}", step="namespaces") from None
+    return Plan(0, joins)
+
+
+def exec_process(opts, args):
+    from pyrunc.init.child import c1_main
+    from pyrunc.init.context import Channel, Context
+    from pyrunc.linux import capabilities, seccomp
+    from pyrunc.spec.model import load_process
+    container = Container.load(opts.root, opts.id)
+    status = container.status()
+    if status not in ("created", "running"):
+        container.unlock()
+        raise PyruncError(f"cannot exec in a container that is {status}")
+    config = _stored_config(container)
+    with open(container.config_file, "rb") as f:
+        raw_process = json.loads(f.read()).get("process") or {}
+    proc, warnings = load_process(process_dict(args, raw_process), strict=opts.strict)
+    ctx = Context(config, container.data["bundle"], opts.id)
+    ctx.process = proc
+    ctx.exec_mode = True
+    ctx.explain = opts.explain
+    ctx.debug = opts.debug
+    ctx.preserve_fds = opts.preserve_fds
+    ctx.ns = join_plan(config, container.pid)
+    ctx.caps = capabilities.prepare(proc.capabilities, warnings, opts.strict)
+    linux = config.linux
+    ctx.seccomp = seccomp.prepare(linux.seccomp if linux else None, warnings, opts.strict,
+                                  cache_dir=os.path.join(opts.root, ".seccomp-cache"))
+    for w in warnings:
+        opts.log.warning(w)
+    console = None
+    if proc.terminal:
+        if not opts.console_socket:
+            raise PyruncError("a tty needs --console-socket", step="terminal")
+        console = connect_console(opts.console_socket)
+        ctx.console_fd = console.fileno()
+    if not opts.detach:
+        sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1, what="prctl PR_SET_CHILD_SUBREAPER")
+    parent, child = Channel.pair()
+    c1 = os.fork()
+    if c1 == 0:
+        container.unlock()
+        parent.close()
+        ctx.channel = child
+        c1_main(ctx)
+    child.close()
+    for fd in ctx.ns.joins.values():
+        os.close(fd)
+    if console is not None:
+        console.close()
+    try:
+        pid = drive(parent, ctx, c1, config, until=None)
+    finally:
+        parent.close()
+        _reap(c1)
+        container.unlock()
+    if opts.pid_file:
+        write_pid_file(opts.pid_file, pid)
+    if opts.detach:
+        return 0
+    return wait_forwarding(pid)
+

@@ -1,0 +1,763 @@
+"""linux.seccomp: compiled to BPF in the parent, loaded in the init just before execve.
+
+    prepare(seccomp, warnings, strict, cache_dir)  parent, before any fork: validate, compile
+                                                    with libseccomp (cffi), return a Filter
+    load(filt)                                      init: seccomp(SECCOMP_SET_MODE_FILTER)
+    send_listener(path, fd, state, metadata)        runtime: SCMP_ACT_NOTIFY fd to the agent
+    export_pfc / summarize / analyze                `pyrunc seccomp show`, `pyrunc check`
+
+The spec maps onto libseccomp as runc (libcontainer/seccomp) and crun do it:
+- each rule is added per syscall name with seccomp_rule_add_array (not the _exact variant:
+  libseccomp may rewrite, e.g. socket -> socketcall on x86);
+- a rule whose action equals the default is skipped (libseccomp refuses it with EACCES);
+- names libseccomp does not know are skipped with a warning;
+- several conditions on the same argument: libseccomp 2.5 refuses them in one rule (EINVAL),
+  so each condition of such a rule becomes a rule of its own (runc's matchCall): the action
+  applies when ANY of them matches;
+- more than 32 syscall rules: libseccomp's binary-tree optimization (runc's threshold; 2.5.4
+  misbehaves with it on an empty filter).
+libseccomp 2.5.4, observed: for one syscall, a rule without conditions wins over every rule
+with conditions whatever the order, and of two rules without conditions the first stays.
+
+Only the parent's compile path imports the cffi binding and opens libseccomp; a warm cache
+hit and the init need neither.
+"""
+import errno
+import os
+
+from pyrunc import syscalls
+from pyrunc.errors import PyruncError
+
+STEP = "seccomp"
+CACHE_FORMAT = 1        # bump when the compiled output or the cache entry layout changes
+CACHE_MAX_ENTRIES = 64
+
+# seccomp(2) flags, linux/seccomp.h
+FLAG_TSYNC = 1
+FLAG_LOG = 2
+FLAG_SPEC_ALLOW = 4
+FLAG_NEW_LISTENER = 8
+FLAG_TSYNC_ESRCH = 16
+FLAG_WAIT_KILLABLE_RECV = 32
+FLAGS = {
+    "SECCOMP_FILTER_FLAG_TSYNC": FLAG_TSYNC,
+    "SECCOMP_FILTER_FLAG_LOG": FLAG_LOG,
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": FLAG_SPEC_ALLOW,
+    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": FLAG_WAIT_KILLABLE_RECV,
+}
+
+# libseccomp's action values (seccomp.h): the kernel's SECCOMP_RET_*, data in the low 16 bits
+ACT_KILL_PROCESS = 0x80000000
+ACT_KILL_THREAD = 0x00000000
+ACT_TRAP = 0x00030000
+ACT_ERRNO = 0x00050000
+ACT_NOTIFY = 0x7FC00000
+ACT_TRACE = 0x7FF00000
+ACT_LOG = 0x7FFC0000
+ACT_ALLOW = 0x7FFF0000
+ACTIONS = {
+    "SCMP_ACT_KILL": ACT_KILL_THREAD,
+    "SCMP_ACT_KILL_THREAD": ACT_KILL_THREAD,
+    "SCMP_ACT_KILL_PROCESS": ACT_KILL_PROCESS,
+    "SCMP_ACT_TRAP": ACT_TRAP,
+    "SCMP_ACT_ERRNO": ACT_ERRNO,
+    "SCMP_ACT_TRACE": ACT_TRACE,
+    "SCMP_ACT_ALLOW": ACT_ALLOW,
+    "SCMP_ACT_LOG": ACT_LOG,
+    "SCMP_ACT_NOTIFY": ACT_NOTIFY,
+}
+# errnoRet: ERRNO's is an errno (the kernel caps larger values at MAX_ERRNO), TRACE's a
+# 16-bit message for the tracer; both default to EPERM (the spec; runc does the same).
+ERRNO_RET_MAX = {"SCMP_ACT_ERRNO": 4095, "SCMP_ACT_TRACE": 0xFFFF}
+_PERMISSIVE = (ACT_ALLOW, ACT_LOG)
+
+# name -> (enum scmp_compare, text for people)
+OPERATORS = {
+    "SCMP_CMP_NE": (1, "!="),
+    "SCMP_CMP_LT": (2, "<"),
+    "SCMP_CMP_LE": (3, "<="),
+    "SCMP_CMP_EQ": (4, "=="),
+    "SCMP_CMP_GE": (5, ">="),
+    "SCMP_CMP_GT": (6, ">"),
+    "SCMP_CMP_MASKED_EQ": (7, "&"),
+}
+_OP_TEXT = {code: text for code, text in OPERATORS.values()}
+_MASKED_EQ = 7
+_U64_MAX = (1 << 64) - 1
+_NR_SCMP_ERROR = -1             # seccomp_syscall_resolve_name: unknown name
+_SCMP_FLTATR_CTL_OPTIMIZE = 8
+_BINARY_TREE_AFTER = 32
+
+# After loading the filter the init hands the listener fd to the runtime (sendmsg) and runc
+# refuses NOTIFY on write for the same reason: a notified hand-off blocks forever, since the
+# agent that would answer it only gets the fd through that very call.
+HANDOFF_SYSCALLS = ("write", "sendmsg")
+
+# Where glibc (and other common callers) fall back to an older syscall only on ENOSYS, so a
+# default of EPERM or a kill breaks them. rseq is not here: glibc ignores any error from it.
+ENOSYS_FALLBACKS = {
+    "clone3": "pthread_create and posix_spawn (glibc 2.34+) fall back to clone",
+    "faccessat2": "faccessat with flags (glibc 2.33+; bash's [ -x ], eaccess) falls back "
+                  "to faccessat",
+    "statx": "statx() (coreutils ls, stat; 32-bit stat in glibc 2.33+) falls back to fstatat",
+    "openat2": "runc, crun and systemd fall back to openat",
+    "close_range": "callers closing inherited fds fall back to closing them one by one",
+    "fchmodat2": "fchmodat with AT_SYMLINK_NOFOLLOW (glibc 2.39+; tar, cp -a) falls back",
+}
+# glibc 2.34+ 32-bit programs call the 64-bit-time syscalls first
+TIME64_SYSCALLS = (
+    "clock_gettime64", "clock_settime64", "clock_adjtime64", "clock_getres_time64",
+    "clock_nanosleep_time64", "timer_gettime64", "timer_settime64", "timerfd_gettime64",
+    "timerfd_settime64", "utimensat_time64", "pselect6_time64", "ppoll_time64",
+    "io_pgetevents_time64", "recvmmsg_time64", "mq_timedsend_time64",
+    "mq_timedreceive_time64", "semtimedop_time64", "rt_sigtimedwait_time64", "futex_time64",
+    "sched_rr_get_interval_time64",
+)
+ARCHES_32BIT_TIME = ("SCMP_ARCH_X86", "SCMP_ARCH_ARM", "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPSEL",
+                     "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PPC",
+                     "SCMP_ARCH_S390", "SCMP_ARCH_PARISC")
+# Denied by Docker's default profile: kernel attack surface a container rarely needs
+# (modules, kexec, keyrings, bpf, mounts, tracing other processes, the clock, swap, reboot).
+DOCKER_DENIED = frozenset((
+    "acct", "add_key", "bpf", "clock_adjtime", "clock_settime", "create_module",
+    "delete_module", "finit_module", "get_kernel_syms", "init_module", "ioperm", "iopl",
+    "kcmp", "kexec_file_load", "kexec_load", "keyctl", "lookup_dcookie", "mount",
+    "move_pages", "name_to_handle_at", "nfsservctl", "open_by_handle_at", "perf_event_open",
+    "pivot_root", "process_vm_readv", "process_vm_writev", "ptrace", "query_module",
+    "quotactl", "reboot", "request_key", "setns", "settimeofday", "swapoff", "swapon",
+    "_sysctl", "umount2", "unshare", "uselib", "userfaultfd", "ustat", "vm86", "vm86old",
+))
+
+
+class Filter:
+    """What the init needs: `bpf` (bytes of struct sock_filter[]) and `flags` for seccomp(2).
+    `listener_path` / `listener_metadata` are set only when a rule uses SCMP_ACT_NOTIFY."""
+    __slots__ = ("bpf", "flags", "listener_path", "listener_metadata")
+
+    def __init__(self, bpf, flags, listener_path=None, listener_metadata=None):
+        self.bpf = bpf
+        self.flags = flags
+        self.listener_path = listener_path
+        self.listener_metadata = listener_metadata
+
+    def __repr__(self):
+        return (f"Filter(<{len(self.bpf) // 8} instructions>, flags={self.flags:#x}, "
+                f"listener_path={self.listener_path!r})")
+
+
+class _Rule:
+    """One syscalls[i] entry, checked. `groups`: condition tuples (arg, op, a, b), one group
+    per libseccomp rule; ((),) for a rule without conditions."""
+    __slots__ = ("index", "path", "action", "names", "groups")
+
+    def __init__(self, index, path, action, names, groups):
+        self.index, self.path, self.action, self.names, self.groups = (
+            index, path, action, names, groups)
+
+    @property
+    def unconditional(self):
+        return self.groups == ((),)
+
+
+class _Section:
+    __slots__ = ("node", "path", "default", "flags", "rules")
+
+    def __init__(self, node, default, flags, rules):
+        self.node, self.path, self.default, self.flags, self.rules = (
+            node, node._path, default, flags, rules)
+
+    def effective(self):
+        """The rules libseccomp gets: those whose action differs from the default."""
+        return [r for r in self.rules if r.action != self.default]
+
+    @property
+    def notify(self):
+        return any(r.action == ACT_NOTIFY for r in self.rules)
+
+
+def _error(message, path):
+    return PyruncError(message, path=path, step=STEP)
+
+
+def _action(name, errno_ret, path, errno_path):
+    value = ACTIONS.get(name)
+    if value is None:
+        raise _error(f"unknown action {name!r} (known: {', '.join(ACTIONS)})", path)
+    limit = ERRNO_RET_MAX.get(name)
+    if limit is None:
+        if errno_ret is not None:
+            raise _error(f"errnoRet only applies to SCMP_ACT_ERRNO and SCMP_ACT_TRACE, "
+                         f"not {name}", errno_path)
+        return value
+    if errno_ret is None:
+        return value | errno.EPERM
+    if errno_ret > limit:
+        raise _error(f"{errno_ret} is above {limit}, the largest value {name} can return",
+                     errno_path)
+    return value | errno_ret
+
+
+def _groups(node):
+    if not node.args:
+        return ((),)
+    conds, seen, repeated = [], set(), False
+    for arg in node.args:
+        op = OPERATORS.get(arg.op)
+        if op is None:
+            raise _error(f"unknown operator {arg.op!r} (known: {', '.join(OPERATORS)})",
+                         f"{arg._path}.op")
+        for key in ("value", "valueTwo"):
+            if (getattr(arg, key) or 0) > _U64_MAX:
+                raise _error("above 2^64-1, the largest syscall argument", f"{arg._path}.{key}")
+        repeated |= arg.index in seen
+        seen.add(arg.index)
+        conds.append((arg.index, op[0], arg.value, arg.valueTwo or 0))
+    return tuple((c,) for c in conds) if repeated else (tuple(conds),)
+
+
+def _check(seccomp):
+    """Everything about the section that needs no libseccomp; raises PyruncError."""
+    p = seccomp._path
+    default = _action(seccomp.defaultAction, seccomp.defaultErrnoRet,
+                      f"{p}.defaultAction", f"{p}.defaultErrnoRet")
+    if default == ACT_NOTIFY:
+        raise _error("SCMP_ACT_NOTIFY cannot be the default action: the init's own calls "
+                     "after loading the filter would wait for an agent that has no fd yet",
+                     f"{p}.defaultAction")
+    flags = 0
+    for i, name in enumerate(seccomp.flags or ()):
+        if name not in FLAGS:
+            raise _error(f"unknown flag {name!r} (known: {', '.join(FLAGS)})", f"{p}.flags[{i}]")
+        flags |= FLAGS[name]
+    if seccomp.listenerMetadata is not None and seccomp.listenerPath is None:
+        raise _error("listenerMetadata needs listenerPath", f"{p}.listenerMetadata")
+    rules = []
+    for i, node in enumerate(seccomp.syscalls or ()):
+        action = _action(node.action, node.errnoRet, f"{node._path}.action",
+                         f"{node._path}.errnoRet")
+        if not node.names:
+            raise _error("needs at least one syscall name", f"{node._path}.names")
+        if action == ACT_NOTIFY:
+            if seccomp.listenerPath is None:
+                raise _error("SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath",
+                             f"{node._path}.action")
+            for j, name in enumerate(node.names):
+                if name in HANDOFF_SYSCALLS:
+                    raise _error(f"SCMP_ACT_NOTIFY cannot be used for {name}: the init hands "
+                                 "the listener fd over with it, so nobody could answer",
+                                 f"{node._path}.names[{j}]")
+        rules.append(_Rule(i, node._path, action, tuple(node.names), _groups(node)))
+    return _Section(seccomp, default, flags, rules)
+
+
+def _problem(warnings, strict, path, text):
+    if strict:
+        raise _error(text, path)
+    warnings.append(f"{path}: {text}")
+
+
+def _report_unknown(section, unknown, warnings, strict):
+    for i, j in unknown:
+        name = section.rules[i].names[j]
+        _problem(warnings, strict, f"{section.rules[i].path}.names[{j}]",
+                 f"unknown syscall {name!r}, skipped")
+
+
+# --- libseccomp (cold path only) -----------------------------------------------------------
+
+_lib = None
+
+
+def _libseccomp():
+    """The cffi binding and the library, imported and opened on first use."""
+    global _lib
+    if _lib is None:
+        from pyrunc._seccomp import ffi
+        try:
+            _lib = ffi, ffi.dlopen("libseccomp.so.2")
+        except OSError as err:
+            raise _error(f"cannot open libseccomp.so.2: {err}", "linux.seccomp") from None
+    return _lib
+
+
+def _version():
+    v = _libseccomp()[1].seccomp_version()
+    return f"{v.major}.{v.minor}.{v.micro}"
+
+
+def _resolver():
+    """name -> its syscall number for libseccomp, None when unknown. Names foreign to the
+    native architecture resolve to negative pseudo numbers, which rules accept."""
+    lib = _libseccomp()[1]
+    cache = {}
+
+    def resolve(name):
+        if name not in cache:
+            number = lib.seccomp_syscall_resolve_name(name.encode())
+            cache[name] = None if number == _NR_SCMP_ERROR else number
+        return cache[name]
+    return resolve
+
+
+def _arch_tokens(section):
+    lib = _libseccomp()[1]
+    tokens = []
+    for i, name in enumerate(section.node.architectures or ()):
+        token = 0
+        if name.startswith("SCMP_ARCH_"):
+            token = lib.seccomp_arch_resolve_name(name[len("SCMP_ARCH_"):].lower().encode())
+        if token == 0:
+            raise _error(f"unknown architecture {name!r} (libseccomp {_version()})",
+                         f"{section.path}.architectures[{i}]")
+        tokens.append((i, token))
+    return tokens
+
+
+def _export(section, what):
+    """Compile with libseccomp; return (BPF or PFC bytes, [(rule index, name index)] of
+    the names libseccomp does not know)."""
+    ffi, lib = _libseccomp()
+    resolve = _resolver()
+    ctx = lib.seccomp_init(section.default)
+    if ctx == ffi.NULL:
+        raise _error(f"libseccomp refuses {section.node.defaultAction} as default action "
+                     "(this kernel may lack it)", f"{section.path}.defaultAction")
+    try:
+        for i, token in _arch_tokens(section):
+            rc = lib.seccomp_arch_add(ctx, token)
+            if rc < 0 and rc != -errno.EEXIST:     # EEXIST: the native one, always there
+                raise _error(f"libseccomp cannot add it: {os.strerror(-rc)}",
+                             f"{section.path}.architectures[{i}]")
+        unknown, added = [], 0
+        for rule in section.effective():
+            for j, name in enumerate(rule.names):
+                number = resolve(name)
+                if number is None:
+                    unknown.append((rule.index, j))
+                    continue
+                for group in rule.groups:
+                    conds = ffi.new("struct scmp_arg_cmp[]", group) if group else ffi.NULL
+                    rc = lib.seccomp_rule_add_array(ctx, rule.action, number, len(group), conds)
+                    if rc < 0:
+                        raise _error(_rule_refused(name, rc), rule.path)
+                added += 1
+        if added > _BINARY_TREE_AFTER:
+            lib.seccomp_attr_set(ctx, _SCMP_FLTATR_CTL_OPTIMIZE, 2)
+        fd = os.memfd_create("pyrunc-seccomp", os.MFD_CLOEXEC)
+        try:
+            rc = (lib.seccomp_export_bpf if what == "bpf" else lib.seccomp_export_pfc)(ctx, fd)
+            if rc < 0:
+                raise _error(f"libseccomp cannot export the filter: {os.strerror(-rc)}",
+                             section.path)
+            size = os.lseek(fd, 0, os.SEEK_CUR)
+            return os.pread(fd, size, 0), unknown
+        finally:
+            os.close(fd)
+    finally:
+        lib.seccomp_release(ctx)
+
+
+def _rule_refused(name, rc):
+    if rc == -errno.EEXIST:
+        return (f"libseccomp refuses the rule for {name!r}: another rule gives it a different "
+                "action for the same argument conditions")
+    return f"libseccomp refuses the rule for {name!r}: {os.strerror(-rc)}"
+
+
+# --- the cache ---------------------------------------------------------------------------
+
+def _ld_so_conf_dirs():
+    """Library directories from /etc/ld.so.conf and /etc/ld.so.conf.d/*.conf (the include
+    every distribution uses), without glob: it would pull in re."""
+    lines = []
+    confd = "/etc/ld.so.conf.d"
+    try:
+        names = sorted(n for n in os.listdir(confd) if n.endswith(".conf"))
+    except OSError:
+        names = []
+    for path in ["/etc/ld.so.conf"] + [os.path.join(confd, n) for n in names]:
+        try:
+            with open(path) as f:
+                lines += f.read().splitlines()
+        except OSError:
+            continue
+    dirs = []
+    for line in lines:
+        line = line.split("#", 1)[0].strip()
+        if line.startswith("/"):
+            dirs.append(line)
+    return dirs
+
+
+def _library_identity():
+    """The libseccomp.so.2 the dynamic loader would open, found without opening it: the
+    resolved file name carries the version (libseccomp.so.2.5.4), size and mtime a rebuild.
+    None when not found this way (no caching then)."""
+    dirs = [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(":") if d]
+    for d in dirs + _ld_so_conf_dirs() + ["/lib64", "/usr/lib64", "/lib", "/usr/lib"]:
+        path = os.path.join(d, "libseccomp.so.2")
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        return f"{os.path.realpath(path)}:{st.st_size}:{st.st_mtime_ns}"
+    return None
+
+
+def _sha256():
+    try:
+        from _sha256 import sha256      # builtin: skips hashlib's OpenSSL import (~5 ms)
+    except ImportError:                 # Python 3.12 renamed it _sha2
+        from hashlib import sha256
+    return sha256
+
+
+def _plain(value):
+    """A model node back to the JSON it was loaded from (absent fields left out)."""
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    slots = getattr(type(value), "__slots__", None)
+    if slots is None:
+        return value
+    return {k: _plain(getattr(value, k)) for k in slots if getattr(value, k) is not None}
+
+
+def _cache_key(seccomp, identity):
+    import json
+    text = json.dumps(_plain(seccomp), sort_keys=True, separators=(",", ":"))
+    material = f"pyrunc-seccomp {CACHE_FORMAT}\0{identity}\0{os.uname().machine}\0{text}"
+    return _sha256()(material.encode()).hexdigest()
+
+
+def _cache_read(path):
+    """(bpf, unknown) from a cache entry, None when missing or damaged.
+    Entry: one header line "<bpf length> <i>.<j> ..." (unknown names), then the BPF."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    header, newline, bpf = data.partition(b"\n")
+    fields = header.split()
+    try:
+        length = int(fields[0])
+        unknown = [tuple(int(n) for n in u.split(b".")) for u in fields[1:]]
+    except (IndexError, ValueError):
+        return None
+    if not newline or length != len(bpf) or length % 8 or any(len(u) != 2 for u in unknown):
+        return None
+    return bpf, unknown
+
+
+def _cache_write(cache_dir, key, bpf, unknown):
+    os.makedirs(cache_dir, mode=0o700, exist_ok=True)
+    header = " ".join([str(len(bpf))] + [f"{i}.{j}" for i, j in unknown]) + "\n"
+    tmp = os.path.join(cache_dir, f".{key}.{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(header.encode() + bpf)
+    os.replace(tmp, os.path.join(cache_dir, key))   # readers see a whole entry or none
+    entries = []
+    for e in os.scandir(cache_dir):
+        try:
+            if not e.name.startswith("."):
+                entries.append((e.stat().st_mtime_ns, e.path))
+        except FileNotFoundError:       # another pyrunc evicted it meanwhile
+            continue
+    entries.sort()
+    for _, old in entries[:-CACHE_MAX_ENTRIES]:
+        try:
+            os.unlink(old)
+        except FileNotFoundError:
+            continue
+
+
+def _compile_cached(section, cache_dir, warnings):
+    identity = _library_identity() if cache_dir else None
+    if identity is None:
+        return _export(section, "bpf")
+    path = os.path.join(cache_dir, _cache_key(section.node, identity))
+    hit = _cache_read(path)
+    if hit is not None:
+        return hit
+    bpf, unknown = _export(section, "bpf")
+    # store only when the library found by path is the one the loader opened
+    if identity.split(":")[0].endswith(f".so.{_version()}"):
+        try:
+            _cache_write(cache_dir, os.path.basename(path), bpf, unknown)
+        except OSError as err:
+            warnings.append(f"{section.path}: cannot store the compiled filter in "
+                            f"{cache_dir}: {err.strerror}; it is recompiled next time")
+    return bpf, unknown
+
+
+# --- the interface -----------------------------------------------------------------------
+
+def _kernel_has_flag(flag):
+    """seccomp(2) checks its flags before reading the program: with a NULL program, EFAULT
+    means the flags are accepted, EINVAL that this kernel does not know one."""
+    try:
+        syscalls.syscall(syscalls.SYS_seccomp, 1, flag, 0, what="seccomp")
+    except OSError as err:
+        return err.errno == errno.EFAULT
+    return True     # not reached: the kernel cannot read a NULL program
+
+
+def _flags(section, warnings, strict):
+    flags = section.flags
+    if section.notify:
+        flags |= FLAG_NEW_LISTENER
+        if flags & FLAG_TSYNC:          # the kernel refuses TSYNC with NEW_LISTENER otherwise
+            flags |= FLAG_TSYNC_ESRCH
+    if flags & FLAG_WAIT_KILLABLE_RECV:
+        where = (f"{section.path}.flags["
+                 f"{section.node.flags.index('SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV')}]")
+        if not section.notify:
+            _problem(warnings, strict, where, "has no effect without an SCMP_ACT_NOTIFY rule "
+                                              "(the kernel refuses it alone), ignored")
+            flags &= ~FLAG_WAIT_KILLABLE_RECV
+        elif not _kernel_has_flag(FLAG_NEW_LISTENER | FLAG_WAIT_KILLABLE_RECV):
+            _problem(warnings, strict, where, "not supported by this kernel (Linux 5.19+), "
+                                              "ignored")
+            flags &= ~FLAG_WAIT_KILLABLE_RECV
+    return flags
+
+
+def prepare(seccomp, warnings, strict, cache_dir=None):
+    """linux.seccomp (model node or None) -> Filter, or None without a seccomp section.
+
+    Raises PyruncError (path = the JSON path, step "seccomp") for anything the spec or
+    libseccomp refuses. Unknown syscall names are skipped with a warning (an error in strict
+    mode). With cache_dir, the BPF is kept there by a hash of the section, the libseccomp
+    file and a format number; a hit does not touch libseccomp at all.
+    """
+    if seccomp is None:
+        return None
+    section = _check(seccomp)
+    flags = _flags(section, warnings, strict)
+    bpf, unknown = _compile_cached(section, cache_dir, warnings)
+    _report_unknown(section, unknown, warnings, strict)
+    if not section.notify:
+        return Filter(bpf, flags)
+    return Filter(bpf, flags, seccomp.listenerPath, seccomp.listenerMetadata)
+
+
+_LOAD_HINTS = {
+    errno.EACCES: " (seccomp(2) needs no_new_privs or CAP_SYS_ADMIN)",
+    errno.EINVAL: " (a flag or action this kernel does not support?)",
+}
+
+
+def load(filt):
+    """In the init, as late as possible: install the filter. Returns the listener fd when
+    a rule uses SCMP_ACT_NOTIFY, else None."""
+    try:
+        fd = syscalls.seccomp_set_mode_filter(filt.bpf, filt.flags)
+    except OSError as err:
+        raise PyruncError(err.strerror + _LOAD_HINTS.get(err.errno, ""), path="linux.seccomp",
+                          step=STEP, errno=err.errno) from None
+    return fd if filt.flags & FLAG_NEW_LISTENER else None
+
+
+def send_listener(listener_path, listener_fd, state, metadata):
+    """Send the containerProcessState (runtime-spec config-linux.md, "seccomp") to the agent:
+    one connection, the JSON as payload, the listener fd by SCM_RIGHTS with the first
+    sendmsg, named "seccompFd" in `fds`. `state` is the container's state (runtime.md)."""
+    import json
+    import socket
+    message = {"ociVersion": state["ociVersion"], "fds": ["seccompFd"], "pid": state["pid"],
+               "state": state}
+    if metadata is not None:
+        message["metadata"] = metadata
+    data = json.dumps(message).encode()
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(listener_path)
+            sent = socket.send_fds(sock, [data], [listener_fd])
+            sock.sendall(data[sent:])   # fds only with the first sendmsg, as the spec asks
+    except OSError as err:
+        raise PyruncError(f"cannot send the seccomp listener fd to {listener_path}: "
+                          f"{err.strerror or err}", path="linux.seccomp.listenerPath",
+                          step=STEP, errno=err.errno) from None
+
+
+def export_pfc(seccomp, warnings):
+    """libseccomp's pseudo filter code for the same filter prepare() builds."""
+    if seccomp is None:
+        raise _error("no seccomp section: every syscall is allowed", "linux.seccomp")
+    section = _check(seccomp)
+    pfc, unknown = _export(section, "pfc")
+    _report_unknown(section, unknown, warnings, False)
+    return pfc.decode()
+
+
+def _number(v):
+    return str(v) if v < 0x10000 else hex(v)
+
+
+def _cond_text(cond):
+    arg, op, a, b = cond
+    if op == _MASKED_EQ:
+        return f"arg{arg} & {hex(a)} == {_number(b)}"
+    return f"arg{arg} {_OP_TEXT[op]} {_number(a)}"
+
+
+def action_text(value):
+    """An action value for people: "allow", "errno 1", "kill the process", ..."""
+    data = value & 0xFFFF
+    return {ACT_ALLOW: "allow", ACT_LOG: "log and allow", ACT_KILL_THREAD: "kill the thread",
+            ACT_KILL_PROCESS: "kill the process", ACT_TRAP: "SIGSYS (trap)",
+            ACT_NOTIFY: "ask the listener (notify)", ACT_ERRNO: f"errno {data}",
+            ACT_TRACE: f"tracer event {data}"}[value & 0xFFFF0000]
+
+
+def summarize(seccomp, warnings):
+    """[(syscall, what it gets)] for every name a rule mentions, then ("everything else",
+    the default): ("kill", "allow"), ("socket", "errno 1 if arg0 != 2, else allow").
+    Follows libseccomp: a rule without conditions decides its syscalls alone."""
+    if seccomp is None:
+        return [("everything else", "allow (no seccomp filter)")]
+    section = _check(seccomp)
+    resolve = _resolver()
+    rules_of = {}
+    for rule in section.rules:
+        for j, name in enumerate(rule.names):
+            if rule.action == section.default:     # skipped, as prepare() does
+                rules_of.setdefault(name, [])
+            elif resolve(name) is None:
+                warnings.append(f"{rule.path}.names[{j}]: unknown syscall {name!r}, skipped")
+            elif rule not in rules_of.setdefault(name, []):
+                rules_of[name].append(rule)
+    default = action_text(section.default)
+    summary = []
+    for name, rules in rules_of.items():
+        first = next((r for r in rules if r.unconditional), None)
+        if first is not None:
+            summary.append((name, action_text(first.action)))
+        elif rules:
+            parts = [f"{action_text(r.action)} if "
+                     + " or ".join(" and ".join(map(_cond_text, g)) for g in r.groups)
+                     for r in rules]
+            summary.append((name, ", ".join(parts) + f", else {default}"))
+        else:
+            summary.append((name, default))
+    summary.append(("everything else", default))
+    return summary
+
+
+def _them(names):
+    return ", ".join(names), "it" if len(names) == 1 else "them"
+
+
+def _shadowed(rule, d, names, is_default):
+    """The finding for `rule`, whose `names` rule `d` already decides for any arguments."""
+    names_text, them = _them(names)
+    given = action_text(d.action)
+    if rule.unconditional and rule.action == d.action:
+        return "low", rule.path, f"{names_text}: already given {given} by {d.path}"
+    level = "high" if rule.action not in _PERMISSIVE and d.action in _PERMISSIVE else "medium"
+    if is_default:
+        why = (f"and this rule only repeats the default action; to narrow {d.path}, remove "
+               f"{them} there and allow {them} under the opposite conditions")
+    elif rule.unconditional:
+        why = "libseccomp keeps the first rule without conditions"
+    elif d.index > rule.index:
+        why = "a rule without conditions wins whatever the order"
+    else:
+        why = f"remove {them} there for these conditions to count"
+    return level, rule.path, (f"no effect on {names_text}: {d.path} already gives {them} "
+                              f"{given} for any arguments ({why})")
+
+
+def analyze(seccomp):
+    """Static findings for `pyrunc check`: [(level, json_path, message)], level one of
+    low, medium, high, extreme. Raises PyruncError where prepare() would."""
+    if seccomp is None:
+        return [("high", "linux.seccomp", "no seccomp filter: the container can make every "
+                 "syscall the kernel offers (Docker's default profile denies about 50, e.g. "
+                 "keyctl, bpf, kexec_load, open_by_handle_at)")]
+    section = _check(seccomp)
+    _arch_tokens(section)
+    resolve = _resolver()
+    p, default = section.path, section.default
+    effective = section.effective()
+    findings = []
+
+    # (d) a default that allows everything
+    if default in _PERMISSIVE:
+        if all(r.action in _PERMISSIVE for r in effective):
+            findings.append(("high", f"{p}.defaultAction", f"{seccomp.defaultAction} and no "
+                             "rule restricts anything: the filter allows every syscall"))
+        else:
+            findings.append(("medium", f"{p}.defaultAction", f"a deny-list: "
+                             f"{seccomp.defaultAction} allows every syscall no rule names, "
+                             "including those newer kernels add; an allow-list (defaultAction "
+                             "SCMP_ACT_ERRNO) fails closed"))
+
+    # a rule without conditions decides its syscalls alone (libseccomp)
+    decider = {}
+    for rule in effective:
+        if rule.unconditional:
+            for name in rule.names:
+                if resolve(name) is not None:
+                    decider.setdefault(name, rule)
+
+    for rule in section.rules:
+        shadowed = {}
+        for name in dict.fromkeys(rule.names):
+            d = decider.get(name)
+            if d is not None and d is not rule:
+                shadowed.setdefault(d.index, (d, []))[1].append(name)
+        # (a) rules that never apply
+        for d, names in shadowed.values():
+            findings.append(_shadowed(rule, d, names, rule.action == default))
+        if rule.action == default:
+            if not shadowed:
+                findings.append(("low", f"{rule.path}.action", "the same as the default "
+                                 "action: the rule changes nothing"))
+            continue
+        # (b) names libseccomp does not know
+        for j, name in enumerate(rule.names):
+            if resolve(name) is None:
+                lost_deny = default in _PERMISSIVE and rule.action not in _PERMISSIVE
+                findings.append(("medium" if lost_deny else "low", f"{rule.path}.names[{j}]",
+                                 f"unknown syscall {name!r} (libseccomp {_version()} does not "
+                                 "know it): the rule leaves it out"))
+        if len(rule.groups) > 1:
+            findings.append(("low", f"{rule.path}.args", "several conditions on one argument: "
+                             "as in runc, each condition becomes a rule of its own, so the "
+                             "action applies when any one matches (or), not all (and)"))
+
+    # (c) syscalls callers retry with an older one only on ENOSYS
+    # (a TRACE default without a tracer returns ENOSYS itself)
+    if default not in _PERMISSIVE and default != (ACT_ERRNO | errno.ENOSYS) \
+            and (default & 0xFFFF0000) != ACT_TRACE:
+        def undecided(names):
+            return [n for n in names if n not in decider and resolve(n) is not None]
+        missing = undecided(ENOSYS_FALLBACKS)
+        reasons = [f"{n}: {ENOSYS_FALLBACKS[n]}" for n in missing]
+        if any(a in ARCHES_32BIT_TIME for a in seccomp.architectures or ()):
+            time64 = undecided(TIME64_SYSCALLS)
+            if time64:
+                missing += time64
+                reasons.append("*_time64: 32-bit programs (glibc 2.34+) fall back to the "
+                               "32-bit-time syscalls")
+        if missing:
+            where = (f"{p}.defaultErrnoRet" if seccomp.defaultErrnoRet is not None
+                     else f"{p}.defaultAction")
+            findings.append(("medium", where, f"{action_text(default)} for "
+                             f"{', '.join(missing)}, which callers retry with an older "
+                             f"syscall only on ENOSYS ({'; '.join(reasons)}); add a rule "
+                             "giving them SCMP_ACT_ERRNO with errnoRet 38 (ENOSYS), as "
+                             "Docker's profile does for clone3"))
+
+    # kernel attack surface allowed outright
+    for rule in effective:
+        if rule.unconditional and rule.action in _PERMISSIVE:
+            risky = [n for n in dict.fromkeys(rule.names)
+                     if n in DOCKER_DENIED and decider.get(n) is rule]
+            if risky:
+                findings.append(("medium", rule.path, f"allows {', '.join(risky)}, which "
+                                 "Docker's default profile denies (kernel attack surface: "
+                                 "modules, kexec, keyrings, bpf, mounts, ptrace); most also "
+                                 "need a capability, see process.capabilities"))
+    return findings

@@ -1,0 +1,152 @@
+"""pyrunc check BUNDLE: what a config.json lets a container do, without starting anything.
+
+Findings are (level, JSON path, message), rule by rule:
+- capabilities, each graded by its risk (pyrunc/linux/capabilities.py, RISK_TABLE), and
+  what prepare() would warn about or refuse at create;
+- the baseline policy's rules (pyrunc/policy.py): noNewPrivileges, seccomp, read-only root,
+  mount options, masked and read-only paths, user namespace, host namespaces;
+- pyrunc.linux.seccomp.analyze when it exists (shadowed rules, unknown names, EPERM
+  defaults that defeat glibc's ENOSYS fallbacks);
+- namespaces joined by path that are not the host's, and the loader's warnings (low).
+
+Exit status: 0, or 1 when a finding is at or above --fail-on; 2 when the config (or the
+--policy file) does not load.
+"""
+import json
+import os
+import sys
+
+from pyrunc.errors import PyruncError
+from pyrunc.linux import capabilities
+from pyrunc.linux.capabilities import LEVELS, RISK, SETS, WHY
+from pyrunc.policy import NS_FILE, Finding, host_namespace, level_at_least, load_policy
+from pyrunc.spec import load_bundle
+
+
+def configure(parser):
+    parser.add_argument("bundle", help="the bundle directory (holding config.json)")
+    parser.add_argument("--format", choices=("text", "json"), default="text",
+                        help="text for people (default), json for tools")
+    parser.add_argument("--fail-on", choices=LEVELS, default="high",
+                        help="exit 1 when a finding is at this level or above (default high)")
+    parser.add_argument("--policy", help="also show what this policy (a file, or 'baseline') "
+                                         "would tighten or refuse")
+
+
+def capability_findings(node):
+    """One finding per capability named anywhere, at its risk level, plus prepare's verdict."""
+    found = []
+    if node is None:
+        return found  # the capabilities rule reports the absent section
+    first = {}
+    for key in SETS:
+        for i, name in enumerate(getattr(node, key) or ()):
+            first.setdefault(name, (f"{node._path}.{key}[{i}]", []))[1].append(key)
+    for name, (path, sets) in first.items():
+        if name in RISK:
+            found.append(("capabilities", Finding(
+                RISK[name], path, f"{name} ({RISK[name]} risk, in {', '.join(sets)}): "
+                                  f"{WHY[name]}")))
+    # what create would say; judged against the kernel, not against this checker's own sets
+    warnings = []
+    last_cap = capabilities.kernel_last_cap()
+    try:
+        capabilities.prepare(node, warnings, False, last_cap, (1 << (last_cap + 1)) - 1)
+    except PyruncError as e:
+        found.append(("capabilities", Finding("high", e.path, f"create fails: {e.message}")))
+    found.extend(_from_warning("capabilities", w) for w in warnings)
+    return found
+
+
+def _from_warning(rule, warning):
+    """A low finding from a "PATH: text" warning line."""
+    path, sep, text = warning.partition(": ")
+    return (rule, Finding("low", path, text) if sep else Finding("low", "config.json", warning))
+
+
+def seccomp_findings(node):
+    """pyrunc.linux.seccomp.analyze's findings, when that module provides it."""
+    try:
+        from pyrunc.linux import seccomp
+    except ImportError:
+        return []
+    analyze = getattr(seccomp, "analyze", None)
+    if analyze is None or node is None:
+        return []
+    try:
+        return [("seccomp", Finding(*f)) for f in analyze(node)]
+    except PyruncError as e:  # what prepare() would refuse at create
+        return [("seccomp", Finding("high", e.path, f"create fails: {e.message}"))]
+
+
+def joined_namespace_findings(raw):
+    found = []
+    for i, ns in enumerate((raw.get("linux") or {}).get("namespaces") or ()):
+        t, path = ns.get("type"), ns.get("path")
+        if path is not None and t in NS_FILE and not host_namespace(t, path):
+            found.append(("hostNamespaces", Finding(
+                "low", f"linux.namespaces[{i}].path", f"joins the {t} namespace at {path}: "
+                                                      "shared with whatever else is in it")))
+    return found
+
+
+def collect(config, raw, warnings):
+    """Every finding as (rule name, Finding), most severe first, in rule order within a level."""
+    caps = config.process.capabilities if config.process else None
+    found = capability_findings(caps)
+    analysis = seccomp_findings(config.linux.seccomp if config.linux else None)
+    analyzed = {f.path for _, f in analysis}
+    for rule in load_policy("baseline").rules:
+        if rule.name == "capabilities" and (caps is not None or config.process is None):
+            continue  # capability_findings grades each one; the rule adds only "absent"
+        found.extend((rule.name, f) for f in rule.findings(raw)
+                     if not (rule.name == "seccomp" and f.path in analyzed))  # analysis says more
+    found.extend(analysis)
+    found.extend(joined_namespace_findings(raw))
+    found.extend(_from_warning("load", w) for w in warnings)
+    return sorted(found, key=lambda rf: -LEVELS.index(rf[1].level))
+
+
+def run(args):
+    try:
+        config, warnings = load_bundle(args.bundle)
+        with open(os.path.join(args.bundle, "config.json"), "rb") as f:
+            raw = json.loads(f.read())
+        policy = load_policy(args.policy) if args.policy else None
+    except PyruncError as e:
+        sys.stderr.write(f"pyrunc check: {e}\n")
+        return 2
+    found = collect(config, raw, warnings)
+    verdict = None
+    if policy is not None:
+        _, tightened, refused = policy.evaluate(raw)
+        verdict = {"name": policy.name, "tightened": tightened, "refused": refused}
+    where = os.path.join(args.bundle, "config.json")
+    if args.format == "json":
+        print(json.dumps({"config": where, "findings": [
+            {"level": f.level, "path": f.path, "message": f.message, "rule": rule}
+            for rule, f in found], "policy": verdict}, indent=2))
+    else:
+        sys.stdout.write(text_report(where, found, verdict))
+    return 1 if any(level_at_least(f.level, args.fail_on) for _, f in found) else 0
+
+
+def text_report(where, found, verdict):
+    counts = {level: sum(f.level == level for _, f in found) for level in LEVELS}
+    summary = ", ".join(f"{counts[lv]} {lv}" for lv in reversed(LEVELS) if counts[lv])
+    lines = [f"{where}: {len(found)} finding{'s' * (len(found) != 1)}"
+             + (f" ({summary})" if found else "")]
+    for level in reversed(LEVELS):
+        if counts[level]:
+            lines.append(f"\n{level.upper()}")
+            lines.extend(f"  {f.path}: {f.message}" for _, f in found if f.level == level)
+    if verdict is not None:
+        name, tightened, refused = verdict["name"], verdict["tightened"], verdict["refused"]
+        if refused:
+            lines.append(f"\npolicy {name}: create would be refused "
+                         f"({len(refused)} violation{'s' * (len(refused) != 1)})")
+        else:
+            lines.append(f"\npolicy {name}: passes" + (" after tightening" if tightened else ""))
+        lines.extend(f"  {t}" for t in tightened)
+        lines.extend(f"  refused: {r}" for r in refused)
+    return "\n".join(lines) + "\n"

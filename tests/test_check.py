@@ -1,0 +1,215 @@
+import argparse
+import copy
+import json
+
+import pytest
+
+from pyrunc.errors import PyruncError
+from pyrunc.linux import seccomp as seccomp_module
+from pyrunc.spec.defaults import default_spec
+from pyrunc.spec.hardened import hardened_spec
+from pyrunc.teach import check
+
+CLEAN = hardened_spec(default_spec())
+
+ARTICLE_CAPS = {"effective": ["CAP_NET_BIND_SERVICE"], "bounding": ["CAP_NET_BIND_SERVICE"],
+                "inheritable": [], "permitted": ["CAP_NET_BIND_SERVICE"], "ambient": []}
+
+
+def run_check(tmp_path, config, *flags):
+    """(exit status, parsed JSON report) of `pyrunc check` on a bundle holding config."""
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    parser = argparse.ArgumentParser()
+    check.configure(parser)
+    args = parser.parse_args([str(tmp_path), "--format", "json", *flags])
+    return args, check.run(args)
+
+
+def findings(tmp_path, config, capsys, *flags):
+    _, status = run_check(tmp_path, config, *flags)
+    report = json.loads(capsys.readouterr().out)
+    return status, {(f["level"], f["path"]) for f in report["findings"]}, report
+
+
+def changed(edit):
+    config = copy.deepcopy(CLEAN)
+    edit(config)
+    return config
+
+
+def test_the_hardened_config_has_only_the_article_capability_at_low(tmp_path, capsys):
+    status, found, _ = findings(tmp_path, CLEAN, capsys, "--fail-on", "low")
+    assert found == {("low", "process.capabilities.bounding[0]")}
+    assert status == 1  # a low finding, with --fail-on low
+
+
+def test_the_articles_capability_snippet_is_low(tmp_path, capsys):
+    config = {"ociVersion": "1.0.2", "root": {"path": "rootfs"},
+              "process": {"args": ["sh"], "cwd": "/", "capabilities": ARTICLE_CAPS,
+                          "noNewPrivileges": True}}
+    _, status = run_check(tmp_path, config)
+    report = json.loads(capsys.readouterr().out)
+    caps = [f for f in report["findings"] if f["rule"] == "capabilities"]
+    assert len(caps) == 1
+    assert caps[0]["level"] == "low"
+    assert caps[0]["path"] == "process.capabilities.bounding[0]"
+    assert caps[0]["message"].startswith("CAP_NET_BIND_SERVICE (low risk, in bounding, "
+                                         "effective, permitted)")
+
+
+def _drop_user_namespace(c):
+    c["linux"]["namespaces"] = [ns for ns in c["linux"]["namespaces"] if ns["type"] != "user"]
+    del c["linux"]["uidMappings"], c["linux"]["gidMappings"]
+
+
+def _join(t, path):
+    def edit(c):
+        for ns in c["linux"]["namespaces"]:
+            if ns["type"] == t:
+                ns["path"] = path
+    return edit
+
+
+def _index(t):
+    return [ns["type"] for ns in CLEAN["linux"]["namespaces"]].index(t)
+
+
+BIND = {"destination": "/data", "type": "bind", "source": "/srv/data", "options": ["rbind"]}
+SCRATCH = {"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}
+N = len(CLEAN["mounts"])
+
+RULES = [
+    ("sys_admin", lambda c: c["process"]["capabilities"]["bounding"].append("CAP_SYS_ADMIN"),
+     ("extreme", "process.capabilities.bounding[1]")),
+    ("net_admin", lambda c: c["process"]["capabilities"]["permitted"].insert(0, "CAP_NET_ADMIN"),
+     ("high", "process.capabilities.permitted[0]")),
+    ("setuid", lambda c: c["process"]["capabilities"]["bounding"].append("CAP_SETUID"),
+     ("medium", "process.capabilities.bounding[1]")),
+    ("caps_absent", lambda c: c["process"].pop("capabilities"),
+     ("extreme", "process.capabilities")),
+    ("caps_refused", lambda c: c["process"]["capabilities"]["effective"].append("CAP_KILL"),
+     ("high", "process.capabilities.effective[1]")),
+    ("nnp_off", lambda c: c["process"].update(noNewPrivileges=False),
+     ("medium", "process.noNewPrivileges")),
+    ("no_seccomp", lambda c: c["linux"].pop("seccomp"), ("high", "linux.seccomp")),
+    ("allowing_seccomp", lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_ALLOW"}),
+     ("high", "linux.seccomp.defaultAction")),
+    ("writable_root", lambda c: c["root"].update(readonly=False), ("medium", "root.readonly")),
+    ("bind_mount", lambda c: c["mounts"].append(BIND), ("high", f"mounts[{N}] (/data)")),
+    ("tmpfs_nodev", lambda c: c["mounts"].append(SCRATCH), ("medium", f"mounts[{N}] (/scratch)")),
+    ("proc_nosuid", lambda c: c["mounts"][0].update(options=[]), ("low", "mounts[0] (/proc)")),
+    ("unmasked", lambda c: c["linux"]["maskedPaths"].remove("/proc/kcore"),
+     ("medium", "linux.maskedPaths")),
+    ("writable_sys", lambda c: c["linux"]["readonlyPaths"].remove("/proc/sysrq-trigger"),
+     ("high", "linux.readonlyPaths")),
+    ("no_userns", _drop_user_namespace, ("high", "linux.namespaces")),
+    ("host_root_mapped", lambda c: c["linux"]["gidMappings"][0].update(hostID=0),
+     ("high", "linux.gidMappings[0]")),
+    ("no_pidns", lambda c: c["linux"].update(namespaces=[
+        ns for ns in c["linux"]["namespaces"] if ns["type"] != "pid"]),
+     ("high", "linux.namespaces")),
+    ("host_netns", _join("network", "/proc/self/ns/net"),
+     ("high", f"linux.namespaces[{_index('network')}].path")),
+    ("host_mntns", _join("mount", "/proc/1/ns/mnt"),
+     ("extreme", f"linux.namespaces[{_index('mount')}].path")),
+    ("joined_netns", _join("network", "/var/run/netns/other"),
+     ("low", f"linux.namespaces[{_index('network')}].path")),
+]
+
+
+@pytest.mark.parametrize("edit, expected", [r[1:] for r in RULES], ids=[r[0] for r in RULES])
+def test_each_rule_finds_its_fault(tmp_path, capsys, edit, expected):
+    _, clean, _ = findings(tmp_path, CLEAN, capsys)
+    assert expected not in clean
+    _, found, _ = findings(tmp_path, changed(edit), capsys)
+    assert expected in found
+
+
+def test_findings_come_most_severe_first(tmp_path, capsys):
+    config = changed(lambda c: (c["process"]["capabilities"]["bounding"].append("CAP_SYS_ADMIN"),
+                                c["root"].update(readonly=False), c["linux"].pop("seccomp")))
+    _, _, report = findings(tmp_path, config, capsys)
+    levels = [f["level"] for f in report["findings"]]
+    assert levels == sorted(levels, key=["extreme", "high", "medium", "low"].index)
+    assert levels[0] == "extreme" and levels[-1] == "low"
+
+
+@pytest.mark.parametrize("fail_on, status", [("low", 1), ("medium", 1), ("high", 0),
+                                             ("extreme", 0)])
+def test_fail_on_sets_the_exit_status(tmp_path, capsys, fail_on, status):
+    config = changed(lambda c: c["root"].update(readonly=False))  # medium + low
+    assert findings(tmp_path, config, capsys, "--fail-on", fail_on)[0] == status
+
+
+def test_default_fail_on_is_high(tmp_path, capsys):
+    assert findings(tmp_path, changed(lambda c: c["linux"].pop("seccomp")), capsys)[0] == 1
+    assert findings(tmp_path, changed(lambda c: c["root"].update(readonly=False)),
+                    capsys)[0] == 0
+
+
+def test_a_config_that_does_not_load_exits_2(tmp_path, capsys):
+    (tmp_path / "config.json").write_text("{not json")
+    parser = argparse.ArgumentParser()
+    check.configure(parser)
+    assert check.run(parser.parse_args([str(tmp_path)])) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+    (tmp_path / "config.json").write_text(json.dumps({"ociVersion": "1.0.2", "root": {},
+                                                      "process": {"cwd": "/", "args": ["sh"]}}))
+    assert check.run(parser.parse_args([str(tmp_path)])) == 2
+    assert "root.path: required field is missing" in capsys.readouterr().err
+
+
+def test_a_policy_that_does_not_load_exits_2(tmp_path, capsys):
+    _, status = run_check(tmp_path, CLEAN, "--policy", "no-such-policy")
+    assert status == 2
+
+
+def test_seccomp_analysis_is_merged_when_available(tmp_path, capsys, monkeypatch):
+    seen = []
+
+    def analyze(node):
+        seen.append(node.defaultAction)
+        return [("medium", "linux.seccomp.syscalls[0].names[3]", "shadowed by rule 0")]
+    monkeypatch.setattr(seccomp_module, "analyze", analyze, raising=False)
+    _, found, report = findings(tmp_path, CLEAN, capsys)
+    assert seen == ["SCMP_ACT_ERRNO"]
+    assert ("medium", "linux.seccomp.syscalls[0].names[3]") in found
+    assert {"level": "medium", "path": "linux.seccomp.syscalls[0].names[3]",
+            "message": "shadowed by rule 0", "rule": "seccomp"} in report["findings"]
+
+
+def test_a_seccomp_section_create_would_refuse_is_a_high_finding(tmp_path, capsys,
+                                                                 monkeypatch):
+    def analyze(node):
+        raise PyruncError("errnoRet only applies to SCMP_ACT_ERRNO",
+                          path="linux.seccomp.defaultErrnoRet", step="seccomp")
+    monkeypatch.setattr(seccomp_module, "analyze", analyze, raising=False)
+    _, _, report = findings(tmp_path, CLEAN, capsys)
+    assert {"level": "high", "path": "linux.seccomp.defaultErrnoRet", "rule": "seccomp",
+            "message": "create fails: errnoRet only applies to SCMP_ACT_ERRNO"} \
+        in report["findings"]
+
+
+def test_text_report_groups_by_level_one_line_each(tmp_path, capsys):
+    config = changed(lambda c: (c["process"]["capabilities"]["bounding"].append("CAP_SYS_ADMIN"),
+                                c["root"].update(readonly=False)))
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    parser = argparse.ArgumentParser()
+    check.configure(parser)
+    assert check.run(parser.parse_args([str(tmp_path)])) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{tmp_path}/config.json: 3 findings (1 extreme, 1 medium, 1 low)"
+    assert out.index("EXTREME") < out.index("MEDIUM") < out.index("LOW")
+    assert "  process.capabilities.bounding[1]: CAP_SYS_ADMIN (extreme risk, in bounding): " \
+           "mount, namespaces, bpf, and much more (the article: extreme)" in out
+    assert "  root.readonly: the root filesystem is writable: a compromised process can " \
+           "replace the image's programs" in out
+
+
+def test_policy_verdict_is_shown(tmp_path, capsys):
+    config = changed(lambda c: (c["process"].update(noNewPrivileges=False),
+                                _drop_user_namespace(c)))
+    _, _, report = findings(tmp_path, config, capsys, "--policy", "baseline")
+    assert report["policy"]["name"] == "baseline"
+    assert report["policy"]["tightened"] == ["tightened: process.noNewPrivileges set to true"]
+    assert [r.split(":")[0] for r in report["policy"]["refused"]] == ["linux.namespaces"]
