@@ -34,6 +34,7 @@ class Options:
         self.explain = None
         self.debug = False
         self.log = None  # Log (see cli.py): .warning(text), .debug(text)
+        self.console_pair = None  # run in the foreground: our end of an internal console
         self.__dict__.update(kw)
 
 
@@ -109,10 +110,13 @@ def create(opts):
         prepare(opts, bundle, config, ctx)
         console = None
         if config.process.terminal:
-            if not opts.console_socket:
+            if opts.console_socket:
+                console = connect_console(opts.console_socket)
+            elif opts.console_pair is not None:
+                console = opts.console_pair
+            else:
                 raise PyruncError("terminal is true: --console-socket is required",
                                   path="process.terminal", step="terminal")
-            console = connect_console(opts.console_socket)
             ctx.console_fd = console.fileno()
         with open(container.config_file, "w") as f:
             json.dump(raw, f)
@@ -140,7 +144,8 @@ def create(opts):
         start_time, _ = proc_start_time(init_pid)
         container.data = dict(ctx.state, status="created", pid=init_pid,
                               pidStartTime=start_time, rootfs=ctx.rootfs,
-                              created=now_rfc3339(), owner="")
+                              created=now_rfc3339(), owner="",
+                              terminal=bool(config.process.terminal))
         container.save()
         if opts.pid_file:
             write_pid_file(opts.pid_file, init_pid)
@@ -378,20 +383,39 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signa
 
 def run(opts):
     """create + start; in the foreground, wait and return the container's exit status."""
+    console = None
     if not opts.detach:
         # the init is our grandchild: as a subreaper we inherit it and can wait for it
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1, what="prctl PR_SET_CHILD_SUBREAPER")
-    container = create(opts)
+        if not opts.console_socket:
+            # a terminal without --console-socket: we hold the pty master ourselves, as runc
+            console, opts.console_pair = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
+        container = create(opts)
+    finally:
+        if opts.console_pair is not None:
+            opts.console_pair.close()
+    try:
+        master = None
+        if console is not None and container.data.get("terminal"):
+            from pyrunc.linux import terminal
+            master = terminal.recv_fd(console)
         start_created(container, opts)
     except BaseException:
         _kill_and_wait(container.pid)
         delete(opts, force=True)
         raise
-    if opts.detach:
-        container.unlock()
-        return 0
+    finally:
+        if console is not None:
+            console.close()
     container.unlock()
+    if opts.detach:
+        return 0
+    if master is not None:
+        from pyrunc.linux import terminal
+        pidfd = os.pidfd_open(container.pid)
+        terminal.proxy(master, pidfd)
+        os.close(pidfd)
     status = wait_forwarding(container.pid)
     if not opts.keep:
         delete(opts, force=True)

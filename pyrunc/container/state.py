@@ -12,11 +12,11 @@ import time
 
 from pyrunc.errors import PyruncError
 
-ID_RE = re.compile(r"^[\w+\-.]+$")
+ID_RE = re.compile(r"[\w+\-.]+", re.ASCII)
 
 
 def check_id(cid):
-    if not cid or not ID_RE.match(cid) or cid in (".", ".."):
+    if not cid or not ID_RE.fullmatch(cid) or cid in (".", ".."):
         raise PyruncError(f"invalid container id {cid!r}: use letters, digits, _ + - .")
     return cid
 

@@ -1,10 +1,12 @@
 """process.terminal: a pty made inside the container, its master sent over --console-socket."""
 import array
-import os
-import socket
-import termios
 import fcntl
+import os
+import select
+import socket
 import struct
+import termios
+import tty
 
 TIOCSPTLCK = 0x40045431
 TIOCGPTN = 0x80045430
@@ -52,3 +54,37 @@ def make_controlling(slave_path, size=None):
         os.dup2(slave, n)
     if slave > 2:
         os.close(slave)
+
+
+def proxy(master, pidfd):
+    """Foreground `run` with a terminal: copy our stdin to the pty and the pty to our stdout
+    until the container exits (pidfd readable). Our tty, if any, is raw meanwhile."""
+    saved = None
+    if os.isatty(0):
+        saved = termios.tcgetattr(0)
+        tty.setraw(0)
+        rows, cols = os.get_terminal_size(0).lines, os.get_terminal_size(0).columns
+        set_size(master, rows, cols)
+    watched = [master, pidfd, 0]
+    try:
+        while True:
+            ready, _, _ = select.select(watched, [], [])
+            if master in ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: every slave fd closed
+                    data = b""
+                if not data:
+                    break
+                os.write(1, data)
+            if 0 in ready:
+                data = os.read(0, 65536)
+                if data:
+                    os.write(master, data)
+                else:
+                    watched.remove(0)
+            if pidfd in ready:
+                watched.remove(pidfd)  # drain what the pty still holds, then stop
+    finally:
+        if saved is not None:
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)

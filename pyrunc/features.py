@@ -1,0 +1,46 @@
+"""`pyrunc features`: runtime-spec features.md, listing only what pyrunc really implements."""
+from pyrunc import __version__
+from pyrunc.linux import rootfs
+
+SECCOMP_ARCHES = ("SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_ARM",
+                  "SCMP_ARCH_AARCH64", "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64",
+                  "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL", "SCMP_ARCH_MIPSEL64",
+                  "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PPC", "SCMP_ARCH_PPC64",
+                  "SCMP_ARCH_PPC64LE", "SCMP_ARCH_S390", "SCMP_ARCH_S390X",
+                  "SCMP_ARCH_RISCV64")
+
+
+def features():
+    from pyrunc.linux import capabilities, namespaces, seccomp
+    from pyrunc.spec import NEWEST
+    last = capabilities.kernel_last_cap()
+    options = sorted(set(rootfs.FLAG_OPTIONS) | set(rootfs.PROPAGATION)
+                     | set(rootfs.ATTR_OPTIONS) | set(rootfs.ATIME_OPTIONS))
+    return {
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": NEWEST,
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer",
+                  "poststart", "poststop"],
+        "mountOptions": options,
+        "linux": {
+            "namespaces": sorted(namespaces.FLAGS),
+            "capabilities": sorted((n for n, v in capabilities.CAPS.items() if v <= last),
+                                   key=capabilities.CAPS.get),
+            # cgroups are not managed yet: resources are ignored with a warning
+            "cgroup": {"v1": False, "v2": False, "systemd": False, "systemdUser": False,
+                       "rdma": False},
+            "seccomp": {
+                "enabled": True,
+                "actions": sorted(seccomp.ACTIONS),
+                "operators": sorted(seccomp.OPERATORS),
+                "archs": list(SECCOMP_ARCHES),
+                "knownFlags": sorted(seccomp.FLAGS),
+                "supportedFlags": sorted(seccomp.FLAGS),
+            },
+            "apparmor": {"enabled": False},
+            "selinux": {"enabled": False},
+            "intelRdt": {"enabled": False},
+            "mountExtensions": {"idmap": {"enabled": False}},
+        },
+        "annotations": {"io.github.pyrunc.version": __version__},
+    }

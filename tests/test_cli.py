@@ -1,0 +1,59 @@
+"""The CLI's own logic: runc's argument order, signal names, one-line errors."""
+import json
+import signal
+
+import pytest
+
+from pyrunc import cli
+from pyrunc.errors import PyruncError
+
+
+def test_global_flags_come_before_the_command():
+    g, cmd, rest = cli.split_argv(["--root", "/x", "--log-format", "json", "--debug",
+                                   "create", "--bundle", "b", "id1"])
+    assert g == ["--root", "/x", "--log-format", "json", "--debug"]
+    assert cmd == "create" and rest == ["--bundle", "b", "id1"]
+
+
+@pytest.mark.parametrize("text, number", [("TERM", 15), ("SIGTERM", 15), ("15", 15),
+                                          ("kill", 9), ("USR1", signal.SIGUSR1)])
+def test_signal_names(text, number):
+    assert cli.parse_signal(text) == number
+
+
+@pytest.mark.parametrize("bad", ["NOPE", "0", "999", "SIG", "-1", "TERM;"])
+def test_unknown_signal_is_an_error(bad):
+    with pytest.raises(PyruncError, match="unknown signal"):
+        cli.parse_signal(bad)
+
+
+def test_errors_are_one_line_and_logged_as_json(tmp_path, capsys):
+    log = tmp_path / "log.json"
+    status = cli.main(["--root", str(tmp_path / "root"), "--log", str(log),
+                       "--log-format", "json", "start", "nosuch"])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert err == "pyrunc: start nosuch: container nosuch does not exist\n"
+    entry = json.loads(log.read_text().splitlines()[-1])
+    assert entry["level"] == "error" and "does not exist" in entry["msg"] and entry["time"]
+
+
+def test_delete_force_of_unknown_container_succeeds(tmp_path):
+    assert cli.main(["--root", str(tmp_path), "delete", "--force", "ghost"]) == 0
+    assert cli.main(["--root", str(tmp_path), "delete", "ghost"]) == 1
+
+
+def test_spec_writes_a_loadable_config(tmp_path):
+    from pyrunc.spec import load_bundle
+    assert cli.main(["spec", "--bundle", str(tmp_path)]) == 0
+    assert load_bundle(str(tmp_path))[1] == []
+    assert cli.main(["spec", "--bundle", str(tmp_path)]) == 1  # exists: runc refuses too
+
+
+def test_features_lists_only_implemented_things(capsys):
+    assert cli.main(["features"]) == 0
+    f = json.loads(capsys.readouterr().out)
+    assert f["ociVersionMax"] == "1.3.0"
+    assert "CAP_NET_BIND_SERVICE" in f["linux"]["capabilities"]
+    assert f["linux"]["cgroup"]["v1"] is False  # not implemented yet, so not claimed
+    assert "SCMP_ACT_NOTIFY" in f["linux"]["seccomp"]["actions"]

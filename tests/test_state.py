@@ -1,0 +1,82 @@
+"""Container state: ids, duplicate ids, status derived from the live process."""
+import json
+import os
+import subprocess
+
+import pytest
+
+from pyrunc.container.state import Container, check_id, list_ids, proc_start_time
+from pyrunc.errors import PyruncError
+
+
+@pytest.mark.parametrize("bad", ["", ".", "..", "a/b", "a b", "x\n"])
+def test_bad_ids_are_refused(bad):
+    with pytest.raises(PyruncError):
+        check_id(bad)
+
+
+def test_duplicate_id_is_a_clear_error(tmp_path):
+    Container.new(str(tmp_path), "c1").unlock()
+    with pytest.raises(PyruncError, match="already exists"):
+        Container.new(str(tmp_path), "c1")
+
+
+def make(tmp_path, pid, start, fifo=False):
+    c = Container.new(str(tmp_path), "c1")
+    c.data = {"ociVersion": "1.3.0", "id": "c1", "pid": pid, "pidStartTime": start,
+              "bundle": "/b", "rootfs": "/b/rootfs", "created": "t", "owner": ""}
+    c.save()
+    if fifo:
+        os.mkfifo(c.fifo)
+    return c
+
+
+def test_status_follows_the_process(tmp_path):
+    p = subprocess.Popen(["sleep", "30"])
+    try:
+        start, _ = proc_start_time(p.pid)
+        c = make(tmp_path, p.pid, start, fifo=True)
+        assert c.status() == "created"
+        os.unlink(c.fifo)
+        assert c.status() == "running"
+        assert c.public_state()["pid"] == p.pid
+    finally:
+        p.kill()
+        p.wait()
+    assert c.status() == "stopped"
+    assert c.public_state()["pid"] == 0
+
+
+def test_a_reused_pid_does_not_read_as_running(tmp_path):
+    # our own pid is alive, but its start time is not the recorded one
+    start, _ = proc_start_time(os.getpid())
+    c = make(tmp_path, os.getpid(), start + 1)
+    assert c.status() == "stopped"
+
+
+def test_zombie_reads_as_stopped(tmp_path):
+    p = subprocess.Popen(["true"])
+    start, _ = proc_start_time(p.pid)
+    import time
+    while proc_start_time(p.pid)[1] not in ("Z", None):
+        time.sleep(0.01)
+    c = make(tmp_path, p.pid, start)
+    assert c.status() == "stopped"
+    p.wait()
+
+
+def test_state_fields_and_listing(tmp_path):
+    c = make(tmp_path, 0, None)
+    state = c.public_state()
+    assert set(state) == {"ociVersion", "id", "status", "pid", "bundle", "rootfs", "created",
+                          "owner"}
+    c.unlock()
+    assert list_ids(str(tmp_path)) == ["c1"]
+    loaded = Container.load(str(tmp_path), "c1", lock=False)
+    assert json.loads(json.dumps(loaded.public_state())) == state
+
+
+def test_remove_leaves_nothing(tmp_path):
+    c = make(tmp_path, 0, None, fifo=True)
+    c.remove()
+    assert os.listdir(tmp_path) == []

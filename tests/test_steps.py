@@ -1,0 +1,59 @@
+"""The init's step list: one vocabulary, runc's order, and what each config turns on."""
+from pyrunc.init import steps
+from pyrunc.init.context import Context
+from pyrunc.linux.namespaces import Plan
+from pyrunc.spec import load_config
+from pyrunc.spec.defaults import default_spec
+from pyrunc import syscalls as sc
+
+
+def names(seq):
+    return [s[0] for s in seq]
+
+
+def test_order_follows_runc():
+    order = names(steps.INIT_STEPS)
+    def before(a, b):
+        return order.index(a) < order.index(b)
+    assert before("mounts", "pivot_root")
+    assert before("runtime_hooks", "pivot_root")   # createRuntime: before pivot_root
+    assert before("sysctl", "readonly_paths")      # /proc/sys becomes read-only
+    assert before("capabilities_bounding", "user") and before("user", "capabilities")
+    assert before("seccomp_early", "capabilities_bounding")  # needs CAP_SYS_ADMIN
+    assert before("close_fds", "seccomp_early")    # an allow-list may lack close_range
+    assert before("wait_for_start", "start_hooks") and before("start_hooks", "seccomp")
+    assert order[-1] == "exec"
+
+
+def test_names_are_unique():
+    assert len(set(steps.STEP_NAMES)) == len(steps.STEP_NAMES)
+
+
+def active(config_dict):
+    config, _ = load_config(config_dict)
+    ctx = Context(config, "/b", "c1")
+    ctx.ns = Plan(sc.CLONE_NEWNS | sc.CLONE_NEWNET | sc.CLONE_NEWUTS, {})
+    return [name for name, applies, _ in steps.INIT_STEPS if applies(ctx)]
+
+
+def test_steps_a_config_turns_on():
+    base = active(default_spec())
+    assert "hostname" in base and "masked_paths" in base and "no_new_privileges" in base
+    assert "seccomp" not in base and "sysctl" not in base and "terminal" not in base
+    d = default_spec()
+    d["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
+    d["process"]["noNewPrivileges"] = False
+    d["hostname"] = ""
+    on = active(d)
+    assert "sysctl" in on and "no_new_privileges" not in on and "hostname" not in on
+
+
+def test_fault_injection_names_the_step():
+    import pytest
+    from pyrunc.errors import PyruncError
+    config, _ = load_config(default_spec())
+    ctx = Context(config, "/b", "c1")
+    ctx.fail_step = "cwd"
+    with pytest.raises(PyruncError) as e:
+        steps.run_steps(ctx, [("cwd", lambda c: True, lambda c: None)])
+    assert e.value.step == "cwd" and "fault injected" in e.value.message
