@@ -44,3 +44,44 @@ def features():
         },
         "annotations": {"io.github.pyrunc.version": __version__},
     }
+
+
+def unsupported_settings(config):
+    """(JSON path, why) for each setting in config that pyrunc does not apply.
+
+    The caller warns, or refuses in strict mode. Security labels are not in this list:
+    asking for one on a host without AppArmor/SELinux is always an error (see prepare).
+    """
+    found = []
+    linux, process = config.linux, config.process
+    if linux is not None:
+        if linux.resources:
+            found.append(("linux.resources", "cgroup limits are not applied yet"))
+        if linux.cgroupsPath:
+            found.append(("linux.cgroupsPath", "cgroups are not managed yet"))
+        if linux.netDevices:
+            found.append(("linux.netDevices", "moving host interfaces is not implemented"))
+        if linux.intelRdt:
+            found.append(("linux.intelRdt", "Intel RDT is not implemented"))
+    if process is not None and process.execCPUAffinity is not None:
+        found.append(("process.execCPUAffinity", "CPU affinity is not implemented"))
+    for i, m in enumerate(config.mounts or ()):
+        if m.uidMappings or m.gidMappings:
+            found.append((f"mounts[{i}].uidMappings", "idmapped mounts are not implemented"))
+    return found
+
+
+def refused_settings(config):
+    """Settings that must not be ignored on this host: labels need AppArmor or SELinux."""
+    import os
+    found = []
+    process, linux = config.process, config.linux
+    if process is not None and process.apparmorProfile and not os.path.isdir(
+            "/sys/kernel/security/apparmor"):
+        found.append(("process.apparmorProfile", "AppArmor is not enabled on this host"))
+    selinux = os.path.isdir("/sys/fs/selinux")
+    if process is not None and process.selinuxLabel and not selinux:
+        found.append(("process.selinuxLabel", "SELinux is not enabled on this host"))
+    if linux is not None and linux.mountLabel and not selinux:
+        found.append(("linux.mountLabel", "SELinux is not enabled on this host"))
+    return found

@@ -259,3 +259,36 @@ def mount_setattr(fd, attr_set, attr_clr, recursive):
     flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
     syscall(SYS_mount_setattr, fd, cstr(""), flags, attr, ffi.sizeof("struct mount_attr"),
             what="mount_setattr")
+
+
+def ioprio_set(ioprio):
+    """ioprio_set(IOPRIO_WHO_PROCESS, 0, ioprio) for the calling process."""
+    if trace:
+        trace(f"ioprio_set(IOPRIO_WHO_PROCESS, 0, {ioprio:#x})")
+    syscall(SYS_ioprio_set, 1, 0, ioprio, what="ioprio_set")
+
+
+def sched_setattr(policy, flags, nice, priority, runtime, deadline, period):
+    if trace:
+        trace(f"sched_setattr(0, {{policy={policy}, flags={flags:#x}, nice={nice}, "
+              f"priority={priority}, runtime={runtime}, deadline={deadline}, "
+              f"period={period}}}, 0)")
+    attr = ffi.new("struct sched_attr *", {
+        "size": ffi.sizeof("struct sched_attr"), "sched_policy": policy, "sched_flags": flags,
+        "sched_nice": nice, "sched_priority": priority, "sched_runtime": runtime,
+        "sched_deadline": deadline, "sched_period": period})
+    syscall(SYS_sched_setattr, 0, attr, 0, what="sched_setattr")
+
+
+def set_mempolicy(mode, nodes):
+    """set_mempolicy(2) with a node list (ints); an empty list passes no mask."""
+    if trace:
+        trace(f"set_mempolicy({mode:#x}, nodes={nodes or 'NULL'})")
+    if nodes:
+        maxnode = max(nodes) + 1
+        words = ffi.new("unsigned long[]", (maxnode + 63) // 64)
+        for n in nodes:
+            words[n // 64] |= 1 << (n % 64)
+        syscall(SYS_set_mempolicy, mode, words, maxnode + 1, what="set_mempolicy")
+    else:
+        syscall(SYS_set_mempolicy, mode, ffi.NULL, 0, what="set_mempolicy")

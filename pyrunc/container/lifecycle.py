@@ -78,14 +78,23 @@ def prepare(opts, bundle, config, ctx):
                                   cache_dir=os.path.join(opts.root, ".seccomp-cache"))
     for w in warnings:
         opts.log.warning(w)
-    if linux is not None and linux.resources:
-        opts.log.warning("linux.resources: cgroup limits are not applied yet, ignored")
+    check_support(config, opts)
     ctx.preserve_fds = opts.preserve_fds
     ctx.no_pivot = opts.no_pivot
     ctx.explain = opts.explain
     ctx.debug = opts.debug
     ctx.state = {"ociVersion": config.ociVersion, "id": ctx.id, "bundle": bundle,
                  "annotations": config.annotations or {}}
+
+
+def check_support(config, opts):
+    from pyrunc.features import refused_settings, unsupported_settings
+    for path, why in refused_settings(config):
+        raise PyruncError(f"{why}: cannot apply it", path=path, step="load")
+    for path, why in unsupported_settings(config):
+        if opts.strict:
+            raise PyruncError(f"{why} (strict mode)", path=path, step="load")
+        opts.log.warning(f"{path}: {why}; ignored")
 
 
 def connect_console(path):

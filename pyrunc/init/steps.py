@@ -161,6 +161,18 @@ def step_oom_score_adj(ctx):
                           errno=e.errno) from None
 
 
+def step_scheduler(ctx):
+    process.set_scheduler(ctx.process.scheduler)
+
+
+def step_io_priority(ctx):
+    process.set_io_priority(ctx.process.ioPriority)
+
+
+def step_memory_policy(ctx):
+    process.set_memory_policy(_linux(ctx, "memoryPolicy"))
+
+
 PERSONALITY = {"LINUX": 0x0000, "LINUX32": 0x0008}
 
 
@@ -173,6 +185,8 @@ def step_terminal(ctx):
     size = ctx.process.consoleSize
     terminal.send_fd(ctx.console_fd, master)
     os.close(master)
+    if not ctx.exec_mode:
+        terminal.mount_console(slave)
     os.close(ctx.console_fd)
     ctx.console_fd = None
     terminal.make_controlling(slave, (size.height, size.width) if size else None)
@@ -304,6 +318,10 @@ INIT_STEPS = (
     ("root_readonly", lambda ctx: bool(ctx.config.root.readonly), step_root_readonly),
     ("rlimits", lambda ctx: bool(ctx.process.rlimits), step_rlimits),
     ("oom_score_adj", lambda ctx: ctx.process.oomScoreAdj is not None, step_oom_score_adj),
+    ("scheduler", lambda ctx: ctx.process.scheduler is not None, step_scheduler),
+    ("io_priority", lambda ctx: ctx.process.ioPriority is not None, step_io_priority),
+    ("memory_policy", lambda ctx: _linux(ctx, "memoryPolicy") is not None,
+     step_memory_policy),
     ("personality", lambda ctx: _linux(ctx, "personality") is not None, step_personality),
     ("terminal", lambda ctx: bool(ctx.process.terminal), step_terminal),
     # before any seccomp filter: an allow-list may lack close_range
@@ -327,7 +345,7 @@ INIT_STEPS = (
 
 # `pyrunc exec`: the namespaces and root are the container's already
 EXEC_STEPS = tuple(s for s in INIT_STEPS if s[0] in (
-    "rlimits", "terminal", "no_new_privileges", "seccomp_early", "capabilities_bounding",
+    "rlimits", "scheduler", "io_priority", "terminal", "no_new_privileges", "seccomp_early", "capabilities_bounding",
     "user", "capabilities", "cwd", "resolve_exec", "close_fds", "seccomp_notify", "seccomp",
     "exec"))
 

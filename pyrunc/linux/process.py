@@ -2,6 +2,7 @@
 import os
 import resource
 
+from pyrunc import syscalls as sc
 from pyrunc.errors import PyruncError
 
 RLIMIT_NUMBERS = {
@@ -60,3 +61,48 @@ def find_executable(arg0, env, cwd):
             return path
     raise PyruncError(f"exec {arg0}: executable file not found in $PATH",
                       path="process.args[0]")
+
+
+IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
+SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3,
+                  "SCHED_ISO": 4, "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
+SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02,
+               "SCHED_FLAG_DL_OVERRUN": 0x04, "SCHED_FLAG_KEEP_POLICY": 0x08,
+               "SCHED_FLAG_KEEP_PARAMS": 0x10, "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
+               "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
+MPOL_MODES = {"MPOL_DEFAULT": 0, "MPOL_PREFERRED": 1, "MPOL_BIND": 2, "MPOL_INTERLEAVE": 3,
+              "MPOL_LOCAL": 4, "MPOL_PREFERRED_MANY": 5, "MPOL_WEIGHTED_INTERLEAVE": 6}
+MPOL_FLAGS = {"MPOL_F_NUMA_BALANCING": 1 << 13, "MPOL_F_RELATIVE_NODES": 1 << 14,
+              "MPOL_F_STATIC_NODES": 1 << 15}
+
+
+def parse_nodes(text):
+    """'0-3,7' -> [0, 1, 2, 3, 7]; raises ValueError on anything else."""
+    nodes = []
+    for part in filter(None, (text or "").split(",")):
+        lo, _, hi = part.partition("-")
+        first, last = int(lo), int(hi or lo)
+        if first < 0 or last < first or last > 4095:
+            raise ValueError(part)
+        nodes.extend(range(first, last + 1))
+    return nodes
+
+
+def set_io_priority(io):
+    # "class" is a Python keyword: the model keeps the spec's name, read with getattr
+    sc.ioprio_set((IOPRIO_CLASSES[getattr(io, "class")] << 13) | (io.priority or 0))
+
+
+def set_scheduler(s):
+    flags = 0
+    for f in s.flags or ():
+        flags |= SCHED_FLAGS[f]
+    sc.sched_setattr(SCHED_POLICIES[s.policy], flags, s.nice or 0, s.priority or 0,
+                     s.runtime or 0, s.deadline or 0, s.period or 0)
+
+
+def set_memory_policy(mp):
+    mode = MPOL_MODES[mp.mode]
+    for f in mp.flags or ():
+        mode |= MPOL_FLAGS[f]
+    sc.set_mempolicy(mode, parse_nodes(mp.nodes))

@@ -29,6 +29,7 @@ def validate(config, loader):
             if rl.soft > rl.hard:
                 fail(f"process.rlimits[{i}]", "soft limit is above the hard limit")
             seen.add(rl.type)
+        _check_process_extras(process, fail)
         for i, e in enumerate(process.env or ()):
             if "=" not in e:
                 fail(f"process.env[{i}]", f"{e!r} is not KEY=VALUE")
@@ -39,6 +40,7 @@ def validate(config, loader):
                                    "taken from /")
     if linux is None:
         return
+    _check_memory_policy(linux.memoryPolicy, fail)
     types = {}
     for i, ns in enumerate(linux.namespaces or ()):
         if ns.type in types:
@@ -83,3 +85,32 @@ def _check_overlap(maps, path, fail):
         for (a0, a1, ai), (b0, b1, bi) in zip(ranges, ranges[1:]):
             if b0 < a1:
                 fail(f"{path}[{bi}]", f"{kind} range overlaps {path}[{ai}]")
+
+
+def _check_process_extras(process, fail):
+    from pyrunc.linux.process import SCHED_FLAGS
+    s = process.scheduler
+    if s is not None:
+        for i, f in enumerate(s.flags or ()):
+            if f not in SCHED_FLAGS:
+                fail(f"process.scheduler.flags[{i}]", f"unknown flag {f!r}")
+        if s.policy == "SCHED_DEADLINE" and not (s.runtime and s.deadline and s.period):
+            fail("process.scheduler", "SCHED_DEADLINE needs runtime, deadline and period")
+
+
+def _check_memory_policy(mp, fail):
+    from pyrunc.linux.process import MPOL_FLAGS, MPOL_MODES, parse_nodes
+    if mp is None:
+        return
+    if mp.mode not in MPOL_MODES:
+        fail("linux.memoryPolicy.mode", f"unknown mode {mp.mode!r}")
+    for i, f in enumerate(mp.flags or ()):
+        if f not in MPOL_FLAGS:
+            fail(f"linux.memoryPolicy.flags[{i}]", f"unknown flag {f!r}")
+    try:
+        nodes = parse_nodes(mp.nodes)
+    except ValueError:
+        fail("linux.memoryPolicy.nodes", f"{mp.nodes!r} is not a node list like 0-3,7")
+    if mp.mode in ("MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_PREFERRED_MANY",
+                   "MPOL_WEIGHTED_INTERLEAVE") and not nodes:
+        fail("linux.memoryPolicy.nodes", f"{mp.mode} needs nodes")
