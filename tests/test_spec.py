@@ -104,3 +104,23 @@ def test_bundle_errors_are_one_clear_line(tmp_path):
         load_bundle(str(tmp_path))
     (tmp_path / "config.json").write_text(json.dumps(copy.deepcopy(default_spec())))
     assert load_bundle(str(tmp_path))[0].root.path == "rootfs"
+
+
+@pytest.mark.parametrize("key, ok", [("net.ipv4.ip_forward", True), ("kernel.shmmax", True),
+                                     ("fs.mqueue.msg_max", True), ("kernel.pid_max", False),
+                                     ("vm.swappiness", False)])
+def test_only_namespaced_sysctls_are_allowed(key, ok):
+    config = default_spec()
+    config["linux"]["sysctl"] = {key: "1"}
+    if ok:
+        load(config)
+    else:
+        assert error_of(config).path == f"linux.sysctl.{key}"
+
+
+def test_sysctl_needs_its_namespace_in_the_config():
+    config = default_spec()
+    config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"]
+                                     if n["type"] != "network"]
+    config["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
+    assert "network namespace" in error_of(config).message

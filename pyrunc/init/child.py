@@ -16,17 +16,17 @@ def c1_main(ctx):
         # nothing in the container may ptrace or open /proc/PID/* of the runtime
         sc.prctl(sc.PR_SET_DUMPABLE, 0, what="prctl PR_SET_DUMPABLE")
         run_steps(ctx, NAMESPACE_STEPS)
-        # C2 learns its host pid from this pipe, after the parent has: so the parent knows
-        # the pid before any message from C2, and C2 has it for the hooks' state
+        # C2 waits on this pipe until the parent has its pid: the parent then knows the
+        # pid before any message from C2 (and can kill it if anything fails)
         r, w = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(w)
-            ctx.host_pid = int(os.read(r, 32))
+            os.read(r, 1)
             os.close(r)
             c2_main(ctx)
         ctx.channel.send("pid", pid=pid)
-        os.write(w, str(pid).encode())
+        os.write(w, b"1")
     except BaseException as e:  # noqa: B036 - anything must reach the parent, then exit
         report(ctx, e)
         os._exit(1)

@@ -79,10 +79,11 @@ class Context:
         self.fail_step = os.environ.get("PYRUNC_FAIL_STEP")
         self.do_exec = None         # the prepared execve, set by the resolve_exec step
         self.state = None           # base of the state given to hooks (set by the parent)
-        self.host_pid = None        # the init's pid as the host sees it
 
     def hook_state(self, status):
-        return dict(self.state, status=status, pid=self.host_pid)
+        """State for hooks the init runs: they live in the container's namespaces, so the
+        pid is the one the container sees (runc does the same)."""
+        return dict(self.state, status=status, pid=os.getpid())
 
     @property
     def linux(self):

@@ -239,13 +239,19 @@ def step_capabilities(ctx):
 def step_cwd(ctx):
     try:
         os.chdir(ctx.process.cwd)
+        # CVE-2024-21626: a cwd like /proc/self/fd/N through an fd of the runtime would
+        # land outside the container's root; getcwd then has no path (ENOENT)
+        inside = os.getcwd().startswith("/")
     except OSError as e:
         raise PyruncError(f"chdir {ctx.process.cwd}: {e.strerror}", path="process.cwd",
                           errno=e.errno) from None
+    if not inside:
+        raise PyruncError(f"{ctx.process.cwd} is outside the container's root",
+                          path="process.cwd")
 
 
 def step_resolve_exec(ctx):
-    env = ctx.process.env or []
+    env = process.with_home(list(ctx.process.env or []), ctx.process.user.uid)
     args = ctx.process.args
     path = process.find_executable(args[0], env, ctx.process.cwd)
     ctx.do_exec = sc.prepare_execve(path, args, env)

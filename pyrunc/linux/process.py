@@ -43,6 +43,24 @@ def switch_user(user):
     os.setresuid(user.uid, user.uid, user.uid)
 
 
+def with_home(env, uid):
+    """Add HOME from the container's /etc/passwd when env lacks it, as runc does ("/" if
+    the uid has no entry)."""
+    if any(e.startswith("HOME=") for e in env):
+        return env
+    home = "/"
+    try:
+        with open("/etc/passwd", "rb") as f:
+            for line in f:
+                fields = line.decode(errors="replace").rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid):
+                    home = fields[5] or "/"
+                    break
+    except OSError:
+        pass
+    return env + [f"HOME={home}"]
+
+
 def find_executable(arg0, env, cwd):
     """Resolve args[0] against the container's PATH, as runc does before waiting for start
     (a missing program fails `create`, not the exec after `start`)."""

@@ -61,7 +61,7 @@ MOUNT_ATTR__ATIME = 0x70
 
 
 class MountOptions:
-    __slots__ = ("flags", "clear", "propagation", "data", "attr_set", "attr_clr")
+    __slots__ = ("flags", "clear", "propagation", "data", "attr_set", "attr_clr", "copyup")
 
     def __init__(self):
         self.flags = 0
@@ -70,6 +70,7 @@ class MountOptions:
         self.data = []
         self.attr_set = 0
         self.attr_clr = 0
+        self.copyup = False  # tmpcopyup (runc's extension): the tmpfs starts as a copy
 
 
 def parse_options(options):
@@ -101,7 +102,9 @@ def parse_options(options):
         elif opt in ATIME_OPTIONS:
             parsed.attr_set = parsed.attr_set & ~MOUNT_ATTR__ATIME | ATIME_OPTIONS[opt]
             parsed.attr_clr |= MOUNT_ATTR__ATIME
-        elif opt in ("tmpcopyup", "idmap", "ridmap"):
+        elif opt == "tmpcopyup":
+            parsed.copyup = True
+        elif opt in ("idmap", "ridmap"):
             # refusing beats ignoring: the mount would not be what the config says
             raise PyruncError(f"mount option {opt!r} is not supported by pyrunc",
                               step="mounts")
@@ -172,10 +175,22 @@ def bind_rootfs(rootfs):
 def mount_all(rootfs, mounts, bundle, in_userns):
     root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
+        read_only = []
         for i, m in enumerate(mounts or ()):
             where = f"mounts[{i}] ({m.destination})"
             try:
-                mount_one(root_fd, m, bundle, in_userns)
+                if mount_one(root_fd, m, bundle, in_userns):
+                    read_only.append((where, m))
+            except OSError as e:
+                raise PyruncError(e.strerror, path=where, step="mounts", errno=e.errno) from None
+            except PyruncError as e:
+                e.path = e.path or where
+                raise
+        # read-only tmpfs mounts were made read-write so that the mounts inside them could
+        # create their mount points (podman's /etc/hostname in a read-only /etc): as runc
+        for where, m in read_only:
+            try:
+                remount_read_only(root_fd, m)
             except OSError as e:
                 raise PyruncError(e.strerror, path=where, step="mounts", errno=e.errno) from None
             except PyruncError as e:
@@ -185,7 +200,18 @@ def mount_all(rootfs, mounts, bundle, in_userns):
         os.close(root_fd)
 
 
+def remount_read_only(root_fd, m):
+    flags = parse_options(m.options).flags & ~(sc.MS_REMOUNT | sc.MS_BIND | sc.MS_REC)
+    fd = open_in_root(root_fd, m.destination)
+    try:
+        sc.mount(None, fd_path(fd), None, sc.MS_REMOUNT | sc.MS_RDONLY | flags, None,
+                 what=f"remount {m.type} read-only")
+    finally:
+        os.close(fd)
+
+
 def mount_one(root_fd, m, bundle, in_userns):
+    """Mount m; True when it is a tmpfs still to be made read-only (see mount_all)."""
     opts = parse_options(m.options)
     data = ",".join(opts.data) or None
     if is_bind(m, opts):
@@ -209,12 +235,84 @@ def mount_one(root_fd, m, bundle, in_userns):
         mount_cgroup(root_fd, m, opts)
         return
     fd = open_in_root(root_fd, m.destination, "dir")
+    flags = opts.flags & ~sc.MS_REMOUNT
+    defer_ro = m.type == "tmpfs" and bool(flags & sc.MS_RDONLY) \
+        and os.path.normpath(m.destination) != "/dev"
+    if defer_ro:
+        flags &= ~sc.MS_RDONLY
+    under = None
     try:
-        sc.mount(m.source or m.type, fd_path(fd), m.type, opts.flags & ~sc.MS_REMOUNT, data,
-                 what=f"mount {m.type}")
+        if opts.copyup and m.type == "tmpfs":
+            # the directory the tmpfs hides, still readable through this fd once it is hidden
+            under = sc.openat2(fd, ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, 0)
+        sc.mount(m.source or m.type, fd_path(fd), m.type, flags, data, what=f"mount {m.type}")
     finally:
         os.close(fd)
+    if under is not None:
+        try:
+            copy_up(under, root_fd, m.destination)
+        finally:
+            os.close(under)
     adjust_new_mount(root_fd, m.destination, opts, 0)
+    return defer_ro
+
+
+def copy_up(under, root_fd, destination):
+    """tmpcopyup: copy what the directory held into the tmpfs now mounted over it."""
+    top = open_in_root(root_fd, destination)
+    try:
+        dfd = sc.openat2(top, ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, 0)
+        try:
+            copy_tree(under, dfd)
+            os.chmod(dfd, os.stat(under).st_mode & 0o7777)
+        finally:
+            os.close(dfd)
+    finally:
+        os.close(top)
+
+
+def copy_tree(src, dst):
+    """Directories, files, symlinks and special files of src into dst (both dir fds), with
+    their modes, owners and times."""
+    for name in os.listdir(src):
+        st = os.stat(name, dir_fd=src, follow_symlinks=False)
+        kind = stat.S_IFMT(st.st_mode)
+        if kind == stat.S_IFDIR:
+            os.mkdir(name, 0o700, dir_fd=dst)
+            s = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                        dir_fd=src)
+            try:
+                d = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                            dir_fd=dst)
+                try:
+                    copy_tree(s, d)
+                finally:
+                    os.close(d)
+            finally:
+                os.close(s)
+        elif kind == stat.S_IFLNK:
+            os.symlink(os.readlink(name, dir_fd=src), name, dir_fd=dst)
+        elif kind == stat.S_IFREG:
+            s = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src)
+            try:
+                d = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600,
+                            dir_fd=dst)
+                try:
+                    while os.sendfile(d, s, None, 1 << 20):
+                        pass
+                finally:
+                    os.close(d)
+            finally:
+                os.close(s)
+        else:
+            try:
+                os.mknod(name, st.st_mode, st.st_rdev, dir_fd=dst)
+            except PermissionError:
+                continue  # a device node in a user namespace: skipped
+        os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
+        if kind != stat.S_IFLNK:
+            os.chmod(name, st.st_mode & 0o7777, dir_fd=dst)
+        os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst, follow_symlinks=False)
 
 
 def adjust_new_mount(root_fd, destination, opts, remount_flags):

@@ -8,6 +8,8 @@ import struct
 import termios
 import tty
 
+from pyrunc import syscalls as sc
+
 TIOCSPTLCK = 0x40045431
 TIOCGPTN = 0x80045430
 TIOCSCTTY = 0x540E
@@ -41,6 +43,16 @@ def recv_fd(sock):
     if not fds:
         raise OSError(0, "no file descriptor received on the console socket")
     return fds[0]
+
+
+def mount_console(slave_path):
+    """The pty slave bind-mounted on /dev/console, as the spec asks (and runc does)."""
+    try:
+        os.close(os.open("/dev/console", os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC,
+                         0o600))
+    except FileExistsError:
+        pass
+    sc.mount(slave_path, "/dev/console", None, sc.MS_BIND, what="bind /dev/console")
 
 
 def make_controlling(slave_path, size=None):

@@ -55,6 +55,15 @@ def validate(config, loader):
             if not maps:
                 fail(f"linux.{key}", "a new user namespace needs mappings")
             _check_overlap(maps, f"linux.{key}", fail)
+    for key in linux.sysctl or {}:
+        ns = sysctl_namespace(key)
+        where = f"linux.sysctl.{key}"
+        if ns is None:
+            fail(where, "not a namespaced sysctl: it would change the host")
+        if ns not in types:
+            fail(where, f"needs a {ns} namespace in linux.namespaces")
+        if types[ns].path is not None and ns == "network" and _is_host_ns(types[ns].path):
+            fail(where, "the network namespace joined is the host's")
     if config.hostname and "uts" not in types:
         fail("hostname", "setting the hostname needs a new uts namespace")
     if config.domainname and "uts" not in types:
@@ -114,3 +123,27 @@ def _check_memory_policy(mp, fail):
     if mp.mode in ("MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_PREFERRED_MANY",
                    "MPOL_WEIGHTED_INTERLEAVE") and not nodes:
         fail("linux.memoryPolicy.nodes", f"{mp.mode} needs nodes")
+
+
+# runc's list (libcontainer/configs/validate): sysctls that belong to a namespace
+IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+               "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+
+
+def sysctl_namespace(key):
+    """The namespace a sysctl lives in, or None when it is global (the host's)."""
+    if key in IPC_SYSCTLS or key.startswith("fs.mqueue."):
+        return "ipc"
+    if key.startswith("net."):
+        return "network"
+    if key in ("kernel.hostname", "kernel.domainname"):
+        return "uts"
+    return None
+
+
+def _is_host_ns(path):
+    try:
+        st, host = os.stat(path), os.stat("/proc/1/ns/net")
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == (host.st_dev, host.st_ino)

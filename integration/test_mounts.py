@@ -1,0 +1,173 @@
+"""The container's file systems as the kernel shows them: mountinfo, statfs, stat, errno."""
+import errno
+import os
+import stat
+
+from integration.itlib import ST_NODEV, ST_NOEXEC, ST_NOSUID, ST_RDONLY, TMPFS_MAGIC
+
+
+def test_default_mount_table(runtime, bundle, probe):
+    b = bundle.make("b")
+    report = probe(b, "statfs=/proc", "statfs=/dev", "statfs=/sys")
+    # every mount of the config is there, with its file system type
+    for m in b.config["mounts"]:
+        got = report.mount(m["destination"])
+        assert got is not None, f"{m['destination']} is not mounted"
+        if m["type"] not in ("bind", "none", "cgroup"):  # cgroup v1 is a tmpfs of mounts
+            assert got["fstype"] == m["type"], m["destination"]
+    # the flags asked for are on the mount (per-mount options in mountinfo)
+    assert {"nosuid"} <= report.options("/dev")
+    assert {"nosuid", "noexec"} <= report.options("/dev/pts")
+    assert {"nosuid", "noexec", "nodev"} <= report.options("/dev/shm")
+    assert {"ro", "nosuid", "noexec", "nodev"} <= report.options("/sys")
+    assert report.result("statfs=/sys")["flags"] & ST_RDONLY
+    # the super block options reached the file system
+    assert {"mode=755", "size=65536k"} <= report.super_options("/dev")
+    assert {"mode=620", "ptmxmode=666"} <= report.super_options("/dev/pts")
+    # the new proc shows this pid namespace: the probe is pid 1 in it
+    assert report["pid"] == 1
+    # nothing of the host's mount table is visible beyond the rootfs: every mount point is
+    # one the config (or the runtime's masking of paths) asked for
+    wanted = {m["destination"] for m in b.config["mounts"]} | {"/"}
+    wanted |= set(b.config["linux"].get("maskedPaths", []))
+    wanted |= set(b.config["linux"].get("readonlyPaths", []))
+    stray = [m["mount_point"] for m in report["mounts"] if m["mount_point"] not in wanted
+             and not m["mount_point"].startswith("/sys/fs/cgroup/")]
+    assert not stray, stray
+
+
+def test_tmpfs_mount_with_options(runtime, bundle, probe):
+    b = bundle.make("b")
+    b.add_mount("/data", "tmpfs", "tmpfs", ["nosuid", "nodev", "size=1m", "mode=1777"])
+    report = probe(b, "statfs=/data", "stat=/data", "write=/data/file")
+    m = report.mount("/data")
+    assert m["fstype"] == "tmpfs"
+    assert {"nosuid", "nodev"} <= report.options("/data")
+    assert "noexec" not in report.options("/data")
+    # tmpfs shows mode= only when it is not its default 1777: the mode is checked by stat
+    assert "size=1024k" in report.super_options("/data")
+    fs = report.result("statfs=/data")
+    assert fs["type"] == TMPFS_MAGIC
+    assert fs["bsize"] * fs["blocks"] == 1 << 20
+    assert fs["flags"] & (ST_NOSUID | ST_NODEV) == ST_NOSUID | ST_NODEV
+    assert not fs["flags"] & (ST_NOEXEC | ST_RDONLY)
+    assert stat.S_IMODE(report.result("stat=/data")["mode"]) == 0o1777
+    assert report.errno("write=/data/file") == 0
+    # the tmpfs lived in the container's mount namespace: nothing reached the bundle
+    assert not os.path.exists(os.path.join(b.rootfs, "data", "file"))
+
+
+def test_readonly_bind_mount(runtime, bundle, workdir, probe):
+    shared = os.path.join(workdir, "shared")
+    os.mkdir(shared)
+    with open(os.path.join(shared, "hello"), "w") as f:
+        f.write("from the host\n")
+    os.chmod(shared, 0o755)
+    b = bundle.make("b")
+    b.add_mount("/shared", "bind", shared, ["rbind", "ro", "nosuid"])
+    report = probe(b, "read=/shared/hello", "write=/shared/new", "statfs=/shared")
+    assert report.result("read=/shared/hello")["head"] == "from the host\n"
+    assert report.errno("write=/shared/new") == errno.EROFS
+    assert {"ro", "nosuid"} <= report.options("/shared")
+    assert report.result("statfs=/shared")["flags"] & ST_RDONLY
+    assert not os.path.exists(os.path.join(shared, "new"))
+
+
+def test_writable_bind_mount_reaches_the_host(runtime, bundle, workdir, probe):
+    shared = os.path.join(workdir, "shared")
+    os.mkdir(shared)
+    os.chmod(shared, 0o755)
+    b = bundle.make("b")
+    b.add_mount("/shared", "none", shared, ["bind"])
+    report = probe(b, "write=/shared/new")
+    assert report.errno("write=/shared/new") == 0
+    with open(os.path.join(shared, "new")) as f:
+        assert f.read() == "probe\n"
+
+
+def test_readonly_root(runtime, bundle, probe):
+    b = bundle.make("b")
+    b.config["root"]["readonly"] = True
+    b.add_mount("/tmp", "tmpfs", "tmpfs", ["nosuid", "nodev"])
+    report = probe(b, "write=/it-file", "write=/tmp/it-file", "statfs=/")
+    assert report.errno("write=/it-file") == errno.EROFS
+    assert "ro" in report.options("/")
+    assert report.result("statfs=/")["flags"] & ST_RDONLY
+    # mounts on top of a read-only root stay writable
+    assert report.errno("write=/tmp/it-file") == 0
+    assert not os.path.exists(os.path.join(b.rootfs, "it-file"))
+
+
+def test_writable_root(runtime, bundle, probe):
+    b = bundle.make("b")
+    b.config["root"]["readonly"] = False
+    report = probe(b, "write=/it-file")
+    assert report.errno("write=/it-file") == 0
+    assert "rw" in report.options("/")
+    # the rootfs is the bundle's directory: the file is there on the host
+    assert os.path.exists(os.path.join(b.rootfs, "it-file"))
+
+
+# the devices the spec requires every container to have (runtime-spec config-linux.md,
+# "Default Devices"): path -> (major, minor)
+DEFAULT_DEVICES = {"/dev/null": (1, 3), "/dev/zero": (1, 5), "/dev/full": (1, 7),
+                   "/dev/random": (1, 8), "/dev/urandom": (1, 9), "/dev/tty": (5, 0)}
+
+
+def test_default_devices(runtime, bundle, probe):
+    b = bundle.make("b")
+    words = [f"stat={p}" for p in DEFAULT_DEVICES]
+    words += ["rw=/dev/null", "rw=/dev/zero", "rw=/dev/full", "rw=/dev/urandom",
+              "stat=/dev/ptmx"]
+    report = probe(b, *words)
+    for path, (major, minor) in DEFAULT_DEVICES.items():
+        st = report.result(f"stat={path}")
+        assert st["errno"] == 0, path
+        assert stat.S_ISCHR(st["mode"]), path
+        assert (st["major"], st["minor"]) == (major, minor), path
+    null = report.result("rw=/dev/null")
+    assert (null["errno"], null["write_errno"], null["read"]) == (0, 0, 0)
+    zero = report.result("rw=/dev/zero")
+    assert (zero["errno"], zero["read"], zero["byte"]) == (0, 1, 0)
+    assert report.result("rw=/dev/full")["write_errno"] == errno.ENOSPC
+    assert report.result("rw=/dev/urandom")["read"] == 1
+    # /dev/ptmx: a symlink to pts/ptmx or a bind of it (the spec allows both)
+    assert report.errno("stat=/dev/ptmx") == 0
+
+
+def test_linux_devices_entry(runtime, bundle, probe):
+    b = bundle.make("b")
+    b.config["linux"]["devices"] = [{"path": "/dev/it-null", "type": "c", "major": 1,
+                                     "minor": 3, "fileMode": 0o640, "uid": 0, "gid": 5}]
+    report = probe(b, "stat=/dev/it-null", "rw=/dev/it-null")
+    st = report.result("stat=/dev/it-null")
+    assert st["errno"] == 0
+    assert stat.S_ISCHR(st["mode"]) and (st["major"], st["minor"]) == (1, 3)
+    assert stat.S_IMODE(st["mode"]) == 0o640
+    assert (st["uid"], st["gid"]) == (0, 5)
+    rw = report.result("rw=/dev/it-null")
+    assert (rw["errno"], rw["write_errno"], rw["read"]) == (0, 0, 0)
+
+
+def test_default_masked_and_readonly_paths(runtime, bundle, probe):
+    b = bundle.make("b")
+    masked = b.config["linux"]["maskedPaths"]
+    readonly = b.config["linux"]["readonlyPaths"]
+    words = [f"read={p}" for p in masked] + [f"ls={p}" for p in masked]
+    words += ["openw=/proc/sys/kernel/hostname", "openw=/proc/sysrq-trigger"]
+    report = probe(b, *words)
+    for path in masked:
+        if not os.path.exists(path):
+            # absent on the host, absent in the container: nothing to mask
+            assert report.errno(f"read={path}") == errno.ENOENT, path
+        elif os.path.isdir(path):
+            assert report.result(f"ls={path}")["entries"] == [], path
+        else:
+            assert report.result(f"read={path}")["bytes"] == 0, path
+    for path in readonly:
+        if os.path.exists(path):
+            assert "ro" in report.options(path), path
+    assert report.errno("openw=/proc/sys/kernel/hostname") == errno.EROFS
+    # some kernels (this VM's) are built without magic SysRq
+    want = errno.EROFS if os.path.exists("/proc/sysrq-trigger") else errno.ENOENT
+    assert report.errno("openw=/proc/sysrq-trigger") == want

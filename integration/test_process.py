@@ -1,0 +1,211 @@
+"""What the kernel applied to the container process: pid, namespaces, ids, limits, env, fds."""
+import os
+import resource
+
+import pytest
+
+from integration import itlib
+
+# the spec's namespace type -> the name under /proc/PID/ns/
+NS_FILE = {"pid": "pid", "network": "net", "ipc": "ipc", "uts": "uts", "mount": "mnt",
+           "user": "user", "cgroup": "cgroup", "time": "time"}
+
+
+def test_pid_1_in_new_pid_namespace(runtime, bundle):
+    b = bundle.make("b", "hold=30")
+    cid = itlib.new_id()
+    assert runtime.create(b, cid).returncode == 0
+    assert runtime.start(cid).returncode == 0
+    report = itlib.parse_report(runtime.wait_output(cid, lambda t: "\n" in t))
+    host_pid = runtime.state(cid)["pid"]
+    assert report["pid"] == 1 and report["ppid"] == 0
+    # the host sees another pid for the same process, and the kernel's NSpid ties both
+    assert host_pid != 1
+    assert itlib.proc_status(host_pid)["NSpid"].split() == [str(host_pid), "1"]
+
+
+def test_namespaces_differ_from_host_where_configured(runtime, bundle, probe):
+    b = bundle.make("b")
+    configured = {NS_FILE[n["type"]] for n in b.namespaces()}
+    report = probe(b)
+    host = itlib.host_ns_inodes()
+    for name in ("pid", "net", "ipc", "uts", "mnt", "user", "cgroup"):
+        if name in configured:
+            assert report["ns"][name] != host[name], f"{name} namespace is the host's"
+        else:
+            # not asked for: the container shares the runtime's
+            assert report["ns"][name] == host[name], f"{name} namespace was unshared"
+
+
+def test_join_namespaces_by_path(runtime, bundle, probe):
+    first = bundle.make("first", "hold=30")
+    first.config["hostname"] = "it-first"
+    first_id = itlib.new_id()
+    assert runtime.create(first, first_id).returncode == 0
+    pid = runtime.state(first_id)["pid"]
+
+    second = bundle.make("second")
+    joined = ("network", "ipc", "uts")
+    second.config["linux"]["namespaces"] = [
+        {"type": n["type"], "path": f"/proc/{pid}/ns/{NS_FILE[n['type']]}"}
+        if n["type"] in joined else n for n in second.namespaces()]
+    second.config.pop("hostname", None)  # the UTS namespace is the first container's
+    report = probe(second)
+    for kind in joined:
+        name = NS_FILE[kind]
+        assert report["ns"][name] == os.stat(f"/proc/{pid}/ns/{name}").st_ino, name
+    # what was not joined is new, not the first container's
+    for name in ("mnt", "pid"):
+        assert report["ns"][name] != os.stat(f"/proc/{pid}/ns/{name}").st_ino, name
+    # the joined UTS namespace carries the first container's hostname
+    assert report["hostname"] == "it-first"
+
+
+def test_hostname(runtime, bundle, probe):
+    b = bundle.make("b")
+    b.config["hostname"] = "it-host-1"
+    report = probe(b)
+    assert report["hostname"] == "it-host-1"
+    # the host's own name is untouched (the container has its own UTS namespace)
+    assert os.uname().nodename != "it-host-1"
+
+
+def test_domainname(runtime, bundle, probe, request):
+    if runtime.name == "runc":
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="runc 1.1.5 implements runtime-spec 1.0.2; domainname came "
+                                "in 1.1.0 and runc ignores it"))
+    b = bundle.make("b")
+    b.config["domainname"] = "it.example"
+    assert probe(b)["domainname"] == "it.example"
+
+
+def test_user_group_and_additional_gids(runtime, bundle, probe):
+    b = bundle.make("b")
+    b.config["process"]["user"] = {"uid": 1000, "gid": 1001, "additionalGids": [5, 100]}
+    report = probe(b)
+    assert (report["uid"], report["euid"], report["suid"]) == (1000, 1000, 1000)
+    assert (report["gid"], report["egid"], report["sgid"]) == (1001, 1001, 1001)
+    assert sorted(report["groups"]) == [5, 100]
+
+
+def test_root_user_has_no_supplementary_groups_of_the_caller(runtime, bundle, probe):
+    b = bundle.make("b")
+    b.config["process"]["user"] = {"uid": 0, "gid": 0}
+    report = probe(b)
+    assert report["uid"] == 0 and report["gid"] == 0
+    # no additionalGids: the process must not keep the runtime's supplementary groups
+    assert set(report["groups"]) <= {0}
+
+
+def test_umask(runtime, bundle, probe):
+    b = bundle.make("b")
+    b.config["process"]["user"]["umask"] = 0o027
+    assert probe(b)["umask"] == 0o027
+
+
+def test_rlimits(runtime, bundle, probe):
+    b = bundle.make("b")
+    # only lower the limits: root here lacks CAP_SYS_RESOURCE, so a runtime cannot raise a
+    # hard limit above its own
+    nofile_hard = min(resource.getrlimit(resource.RLIMIT_NOFILE)[1], 4096) - 7
+    core_hard = min(resource.getrlimit(resource.RLIMIT_CORE)[1] & (2**63 - 1), 1 << 30) - 4096
+    b.config["process"]["rlimits"] = [
+        {"type": "RLIMIT_NOFILE", "soft": nofile_hard // 2, "hard": nofile_hard},
+        {"type": "RLIMIT_CORE", "soft": 0, "hard": core_hard},
+    ]
+    report = probe(b)
+    assert report["rlimits"]["RLIMIT_NOFILE"] == [nofile_hard // 2, nofile_hard]
+    assert report["rlimits"]["RLIMIT_CORE"] == [0, core_hard]
+    # limits not named keep the runtime's (here: the caller's)
+    assert report["rlimits"]["RLIMIT_STACK"][1] == resource.getrlimit(resource.RLIMIT_STACK)[1] \
+        % 2**64
+
+
+def test_cwd(runtime, bundle, probe):
+    b = bundle.make("b")
+    b.config["process"]["cwd"] = "/tmp"
+    assert probe(b)["cwd"] == "/tmp"
+
+
+def test_env_is_exactly_the_configured_one(runtime, bundle, probe):
+    b = bundle.make("b")
+    env = ["PATH=/bin", "IT_SPACE=hello world", "IT_EMPTY=", "IT_EQ=a=b"]
+    b.config["process"]["env"] = env
+    got = probe(b)["env"]
+    assert [e for e in got if e in env] == env
+    # nothing of the caller's environment leaks in; runc adds HOME when it is not set
+    # (from /etc/passwd), which is the only extra allowed
+    extra = [e for e in got if e not in env]
+    assert all(e.startswith("HOME=") for e in extra), extra
+
+
+def test_home_taken_from_passwd_when_missing(runtime, bundle, probe):
+    # runc behaviour the pyrunc CLI follows: HOME from the container's /etc/passwd
+    b = bundle.make("b")
+    b.config["process"]["env"] = ["PATH=/bin"]
+    b.config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    assert "HOME=/home/user" in probe(b)["env"]
+
+
+def test_only_stdio_fds_reach_the_container_with_run(runtime, bundle, probe):
+    # an extra fd open in the caller (inherited by the runtime) must not reach the container
+    r, w = os.pipe()
+    os.set_inheritable(w, True)
+    try:
+        b = bundle.make("b").probe_args()
+        cid = itlib.new_id()
+        proc = runtime.run(b, cid, pass_fds=(w,))
+    finally:
+        os.close(r)
+        os.close(w)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(itlib.parse_report(proc.stdout)["fds"]) == ["0", "1", "2"]
+
+
+def test_only_stdio_fds_reach_the_container_with_create(runtime, bundle):
+    b = bundle.make("b").probe_args()
+    cid = itlib.new_id()
+    assert runtime.create(b, cid).returncode == 0  # stdout: a file in the workdir
+    assert runtime.start(cid).returncode == 0
+    runtime.wait_status(cid, "stopped")
+    report = itlib.parse_report(runtime.output(cid))
+    assert sorted(report["fds"]) == ["0", "1", "2"]
+    assert report["fds"]["1"] == runtime.out_path(cid, "stdout")
+
+
+def test_exit_status_of_run(runtime, bundle):
+    b = bundle.make("b", "exit=7")
+    proc = runtime.run(b, itlib.new_id())
+    assert proc.returncode == 7
+    b.probe_args("exit=0")
+    assert runtime.run(b, itlib.new_id()).returncode == 0
+
+
+def test_run_killed_by_signal_exits_128_plus_n(runtime, bundle):
+    # pid 1 of a pid namespace ignores signals it has no handler for, except SIGKILL
+    b = bundle.make("b", "sleep=30")
+    cid = itlib.new_id()
+    proc = runtime.popen_run(b, cid)
+    try:
+        runtime.wait_status(cid, "running")
+        assert runtime.kill(cid, "KILL").returncode == 0
+        proc.wait(timeout=itlib.TIMEOUT)
+    finally:
+        runtime.stop_run(proc, cid)
+    assert proc.returncode == 128 + 9
+
+
+def test_run_without_pid_namespace_killed_by_term_exits_143(runtime, bundle):
+    # outside a new pid namespace the probe is not an init: SIGTERM's default action kills it
+    b = bundle.make("b", "sleep=30")
+    b.drop_namespace("pid")
+    cid = itlib.new_id()
+    proc = runtime.popen_run(b, cid)
+    try:
+        runtime.wait_status(cid, "running")
+        assert runtime.kill(cid, "TERM").returncode == 0
+        proc.wait(timeout=itlib.TIMEOUT)
+    finally:
+        runtime.stop_run(proc, cid)
+    assert proc.returncode == 128 + 15
