@@ -71,6 +71,7 @@ SYS_openat2 = 437
 SYS_mount_setattr = 442
 
 RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
 RESOLVE_IN_ROOT = 0x10
 CLOSE_RANGE_CLOEXEC = 1 << 2
 
@@ -213,25 +214,48 @@ def seccomp_set_mode_filter(bpf, flags=0):
     return syscall(SYS_seccomp, 1, flags, prog, what="seccomp")
 
 
+def _c_strings(strings):
+    """A NULL-terminated char *[] and the buffers it points to (keep both alive)."""
+    owned = [ffi.new("char[]", os.fsencode(a)) for a in strings]
+    return ffi.new("char *[]", owned + [ffi.NULL]), owned
+
+
 def prepare_execve(path, argv, envp):
     """Convert execve's arguments now; return a function that makes the call.
 
     The init calls it after loading the seccomp filter, so that the only Python left
     between the filter and the new program is this call.
     """
-    keep = [ffi.new("char[]", os.fsencode(a)) for a in argv]
-    env = [ffi.new("char[]", os.fsencode(e)) for e in envp]
-    c_argv = ffi.new("char *[]", keep + [ffi.NULL])
-    c_env = ffi.new("char *[]", env + [ffi.NULL])
     c_path = ffi.new("char[]", os.fsencode(path))
+    c_argv, argv_owned = _c_strings(argv)
+    c_env, env_owned = _c_strings(envp)
 
     def do_execve():
-        # keep and env own the strings c_argv and c_env point to: referenced here to keep
-        # them alive until the call
+        if trace:
+            trace(f"execve({path!r}, {list(argv)!r}, <{len(envp)} env>)")
         libc.execve(c_path, c_argv, c_env)
-        del keep[:], env[:]
+        del argv_owned[:], env_owned[:]  # referenced so they live until the call
         _fail(f"exec {path}")
     return do_execve
+
+
+SYS_execveat = 322
+
+
+def prepare_execveat(fd, argv, envp, what):
+    """execveat(fd, "", argv, envp, AT_EMPTY_PATH), arguments converted now."""
+    c_argv, argv_owned = _c_strings(argv)
+    c_env, env_owned = _c_strings(envp)
+    empty = ffi.new("char[]", b"")
+
+    def do_execveat():
+        if trace:
+            trace(f"execveat({fd}, \"\", {list(argv)!r}, <{len(envp)} env>, AT_EMPTY_PATH)")
+        libc.syscall(SYS_execveat, ffi.cast("long", fd), empty, c_argv, c_env,
+                     ffi.cast("long", AT_EMPTY_PATH))
+        del argv_owned[:], env_owned[:]
+        _fail(f"exec {what}")
+    return do_execveat
 
 
 def openat2(dirfd, path, flags, resolve, mode=0):

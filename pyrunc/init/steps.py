@@ -12,7 +12,7 @@ import os
 
 from pyrunc import syscalls as sc
 from pyrunc.errors import PyruncError
-from pyrunc.linux import capabilities, hooks, namespaces, net, process, rootfs, seccomp
+from pyrunc.linux import capabilities, dmz, hooks, namespaces, net, process, rootfs, seccomp
 from pyrunc.linux import terminal
 
 
@@ -254,7 +254,22 @@ def step_resolve_exec(ctx):
     env = process.with_home(list(ctx.process.env or []), ctx.process.user.uid)
     args = ctx.process.args
     path = process.find_executable(args[0], env, ctx.process.cwd)
-    ctx.do_exec = sc.prepare_execve(path, args, env)
+    direct = sc.prepare_execve(path, args, env)
+    try:
+        via_dmz = dmz.prepare_exec(dmz.sealed_memfd(), path, args, env)
+    except OSError:  # memfd exec denied (vm.memfd_noexec=2)
+        ctx.do_exec = direct
+        return
+
+    def do_exec():
+        try:
+            via_dmz()
+        except OSError as e:
+            # a seccomp filter that allows execve but not execveat: exec directly
+            if e.errno not in (1, 8, 13, 38):  # EPERM, ENOEXEC, EACCES, ENOSYS
+                raise
+        direct()
+    ctx.do_exec = do_exec
 
 
 def step_close_fds(ctx):

@@ -5,6 +5,7 @@ Every mount destination is resolved inside the rootfs with openat2(RESOLVE_IN_RO
 mount is made on /proc/self/fd/N of that O_PATH fd, as runc does since CVE-2021-30465: a
 symlink in the rootfs, even one swapped in while we work, cannot send a mount outside it.
 """
+import errno
 import os
 import stat
 
@@ -123,30 +124,75 @@ def is_bind(mount, opts):
 def open_in_root(root_fd, path, create=None):
     """O_PATH fd of `path` resolved inside root_fd; create it first ("dir" or "file") if missing.
 
-    Missing parents are created as directories, each resolved inside the root again.
+    Missing components are created as directories along the path as resolved inside the
+    root (a dangling symlink is followed, inside the root, as runc's securejoin does).
     """
     rel = path.lstrip("/") or "."
     try:
         return sc.openat2(root_fd, rel, os.O_PATH | os.O_CLOEXEC, sc.RESOLVE_IN_ROOT)
     except OSError as e:
-        if e.errno != 2 or create is None:
+        if e.errno != errno.ENOENT or create is None:
             raise
-    parent, name = os.path.split("/" + rel)
-    pfd = open_in_root(root_fd, parent, "dir")
+    real = resolve_in_root(root_fd, path)
+    make_path(root_fd, real, create)
+    return sc.openat2(root_fd, real.lstrip("/") or ".", os.O_PATH | os.O_CLOEXEC,
+                      sc.RESOLVE_IN_ROOT)
+
+
+def resolve_in_root(root_fd, path):
+    """path with every symlink followed as if root_fd were /; missing parts kept as named."""
+    root = f"/proc/self/fd/{root_fd}"
+    todo = [p for p in path.split("/") if p]
+    done = []
+    links = 0
+    while todo:
+        part = todo.pop(0)
+        if part == ".":
+            continue
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        try:
+            st = os.lstat(f"{root}/{'/'.join(done + [part])}")
+        except (FileNotFoundError, NotADirectoryError):
+            done.append(part)
+            continue
+        if not stat.S_ISLNK(st.st_mode):
+            done.append(part)
+            continue
+        links += 1
+        if links > 40:
+            raise OSError(errno.ELOOP, f"resolve {path}: too many symlinks")
+        target = os.readlink(f"{root}/{'/'.join(done + [part])}")
+        if target.startswith("/"):
+            done = []
+        todo = [p for p in target.split("/") if p] + todo
+    return "/" + "/".join(done)
+
+
+def make_path(root_fd, real, create):
+    """Create each missing component of a resolved path; no symlink may appear on the way."""
+    parts = [p for p in real.split("/") if p]
+    dfd = sc.openat2(root_fd, ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, 0)
     try:
-        dfd = sc.openat2(pfd, ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, 0)
-    finally:
-        os.close(pfd)
-    try:
-        if create == "dir":
-            os.mkdir(name, 0o755, dir_fd=dfd)
-        else:
-            os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644, dir_fd=dfd))
-    except FileExistsError:
-        pass  # made by a concurrent mount of the same tree, or a dangling symlink
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            try:
+                if last and create == "file":
+                    os.close(os.open(part, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW |
+                                     os.O_CLOEXEC, 0o644, dir_fd=dfd))
+                else:
+                    os.mkdir(part, 0o755, dir_fd=dfd)
+            except FileExistsError:
+                pass
+            if not last:
+                nfd = sc.openat2(dfd, part, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC,
+                                 sc.RESOLVE_NO_SYMLINKS)
+                os.close(dfd)
+                dfd = nfd
     finally:
         os.close(dfd)
-    return sc.openat2(root_fd, rel, os.O_PATH | os.O_CLOEXEC, sc.RESOLVE_IN_ROOT)
 
 
 def fd_path(fd):

@@ -1,0 +1,69 @@
+"""The runtime never hands the container a way out: each test tries the attack of a runc CVE
+class and checks from the host that it failed.
+
+- CVE-2019-5736: the container's program is /proc/self/exe, which during the init's execve
+  would be the runtime's own binary (for pyrunc: the host's Python), reopened for writing.
+- CVE-2021-30465: a symlink in the rootfs sends a mount destination outside the rootfs.
+- CVE-2024-21626: process.cwd through a file descriptor the runtime left open
+  (/proc/self/fd/N) puts the container's cwd on the host.
+"""
+import hashlib
+import os
+import sys
+
+import pytest
+
+from integration import itlib
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def test_proc_self_exe_never_reaches_the_runtime_binary(runtime, bundle):
+    """Entry point /bin/evil -> /proc/self/exe. pyrunc execs through a sealed memfd, so the
+    kernel resolves /proc/self/exe to that stub, which finds no program to run (exit 127).
+    Without it the container would run, and could rewrite, the host's interpreter."""
+    if runtime.name != "pyrunc":
+        pytest.skip("pyrunc's defence (runc's is its own binary cloning)")
+    b = bundle.make("b")
+    os.symlink("/proc/self/exe", os.path.join(b.rootfs, "bin", "evil"))
+    b.config["process"]["args"] = ["/bin/evil"]
+    interpreter = os.path.realpath(sys.executable)
+    before = sha256(interpreter)
+    proc = runtime.run(b, itlib.new_id())
+    # 127: the stub's own "no program" exit; the host's Python would have run (or failed
+    # loading its libraries inside the busybox rootfs, with another status)
+    assert proc.returncode == 127, (proc.returncode, proc.stderr)
+    assert sha256(interpreter) == before
+
+
+def test_mount_destination_symlink_stays_inside_rootfs(runtime, bundle, workdir, probe):
+    outside = os.path.join(workdir, "outside")
+    os.mkdir(outside)
+    b = bundle.make("b")
+    # /escape -> an absolute host path; the mount must land at rootfs/<that path>/x
+    os.symlink(outside, os.path.join(b.rootfs, "escape"))
+    b.add_mount("/escape/x", "tmpfs", "tmpfs", ["size=1m"])
+    report = probe(b, f"statfs={outside}/x")
+    inside = report.mounts_at(f"{outside}/x")
+    assert inside and inside[0]["fstype"] == "tmpfs"
+    assert report.result(f"statfs={outside}/x")["type"] == itlib.TMPFS_MAGIC
+    # created inside the rootfs, not on the host
+    assert os.path.isdir(os.path.join(b.rootfs, outside.lstrip("/"), "x"))
+    assert not os.path.exists(os.path.join(outside, "x"))
+
+
+@pytest.mark.parametrize("fd", range(3, 10))
+def test_cwd_through_a_runtime_fd_is_refused(runtime, bundle, fd):
+    b = bundle.make("b", "sleep=0")
+    b.config["process"]["cwd"] = f"/proc/self/fd/{fd}"
+    proc = runtime.run(b, itlib.new_id())
+    if proc.returncode == 0:
+        # no such fd at that moment, or one inside the container: the cwd must be inside
+        report = itlib.parse_report(proc.stdout)
+        assert report["cwd"].startswith("/"), report["cwd"]
+        assert not report["cwd"].startswith("(unreachable)")
+    else:
+        assert "cwd" in proc.stderr or "chdir" in proc.stderr, proc.stderr
