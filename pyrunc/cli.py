@@ -307,6 +307,10 @@ COMMANDS = {
     "features": (lambda p: None, cmd_features, "print the features pyrunc implements"),
     "bundle": (*_lazy("pyrunc.bundle"), "make a ready-to-run bundle from the host"),
     "check": (*_lazy("pyrunc.teach.check"), "report a config's risks, without running it"),
+    "verify": (*_lazy("pyrunc.teach.verify"),
+               "run a bundle with a probe and check each claim of its config"),
+    "seccomp": (*_lazy("pyrunc.teach.seccomp_show"), "show a bundle's compiled seccomp filter"),
+    "demo": (*_lazy("pyrunc.teach.demo"), "run the article's hardened configs and verify them"),
 }
 
 
