@@ -7,16 +7,13 @@ Global flags come before the command, as in runc. Only the chosen command's pars
 built and only its modules are imported: every container start pays for this file.
 Errors become one line, `pyrunc: COMMAND ID: PATH: MESSAGE [step: STEP]`, exit status 1.
 """
-import argparse
-import json
 import os
 import sys
 import time
 
-from pyrunc import __version__
+from pyrunc import __version__, fastjson
+from pyrunc.argv import Arg, Opt, UsageError, parse, print_help
 from pyrunc.errors import PyruncError
-
-GLOBAL_WITH_VALUE = {"--root", "--log", "--log-format", "--criu", "--rootless", "--policy"}
 
 
 class Log:
@@ -33,9 +30,9 @@ class Log:
         t = time.time()
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
         if self.fmt == "json":
-            line = json.dumps({"level": level, "msg": msg, "time": stamp})
+            line = fastjson.dumps({"level": level, "msg": msg, "time": stamp})
         else:
-            line = f'time="{stamp}" level={level} msg={json.dumps(msg)}'
+            line = f'time="{stamp}" level={level} msg={fastjson.dumps(msg)}'
         self.file.write(line + "\n")
 
     def warning(self, msg):
@@ -57,56 +54,48 @@ class Log:
             sys.stderr.write(f"pyrunc: debug: {msg}\n")
 
 
+GLOBAL = [
+    Opt("--root", "str", default=os.environ.get("PYRUNC_ROOT", "/run/pyrunc"),
+        help="state directory (default /run/pyrunc)"),
+    Opt("--log", "str", help="log file (default: stderr)"),
+    Opt("--log-format", "str", default="text", help="text or json"),
+    Opt("--debug", help="log each step and syscall"),
+    Opt("--systemd-cgroup", help="manage cgroups through systemd"),
+    Opt("--strict", help="unknown or unsupported settings are errors, not warnings"),
+    Opt("--policy", "str", help="hardening policy (a file, or 'baseline') checked before "
+        "create: refuse or tighten the config"),
+    Opt("--criu", "str", hidden=True),
+    Opt("--rootless", "str", hidden=True),
+    Opt("-v --version", help="print the version"),
+]
+
+
 def split_argv(argv):
-    """(global args, command, command args): the command is the first bare word."""
+    """(global args, command, command args): the command is the first bare word, as in runc."""
+    with_value = {n for o in GLOBAL if o.kind != "flag" for n in o.names}
     i = 0
     while i < len(argv):
         a = argv[i]
         if not a.startswith("-"):
             return argv[:i], a, argv[i + 1:]
-        if a in GLOBAL_WITH_VALUE:
+        if a in with_value or a.lstrip("-") in {n.lstrip("-") for n in with_value}:
             i += 1
         i += 1
     return argv, None, []
 
 
-def global_parser():
-    p = argparse.ArgumentParser(prog="pyrunc", description="An OCI runtime in Python that "
-                                "enforces hardening and verifies what a config does.")
-    p.add_argument("--root", default=os.environ.get("PYRUNC_ROOT", "/run/pyrunc"),
-                   help="state directory (default /run/pyrunc)")
-    p.add_argument("--log", help="log file (default: stderr)")
-    p.add_argument("--log-format", choices=("text", "json"), default="text")
-    p.add_argument("--debug", action="store_true", help="log each step and syscall")
-    p.add_argument("--systemd-cgroup", action="store_true",
-                   help="manage cgroups through systemd")
-    p.add_argument("--strict", action="store_true",
-                   help="unknown or unsupported settings are errors, not warnings")
-    p.add_argument("--policy", help="hardening policy (a file, or 'baseline') checked before "
-                   "create: refuse or tighten the config")
-    p.add_argument("--criu", help=argparse.SUPPRESS)
-    p.add_argument("--rootless", help=argparse.SUPPRESS)
-    p.add_argument("-v", "--version", action="store_true", help="print the version")
-    p.add_argument("command", nargs="?", help="create start state kill delete list run exec "
-                   "ps spec features bundle check verify seccomp demo")
-    return p
+# -- commands: (options, positionals, run(args, g, log) -> exit status, summary)
 
-
-# -- commands: (configure(parser), run(args, g, log) -> exit status)
-
-def _id(p):
-    p.add_argument("id", metavar="ID", help="container id")
-
-
-def _create_flags(p):
-    p.add_argument("-b", "--bundle", default=".", help="bundle directory (default: .)")
-    p.add_argument("--pid-file", help="write the init's pid here")
-    p.add_argument("--console-socket", help="unix socket to send the pty master to")
-    p.add_argument("--no-pivot", action="store_true", help="chroot instead of pivot_root")
-    p.add_argument("--no-new-keyring", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--preserve-fds", type=int, default=0, help="pass N fds beyond stdio")
-    p.add_argument("--explain", action="store_true",
-                   help="print each init step and its system calls as they happen")
+ID = Arg("id", help="container id")
+CREATE_OPTS = [
+    Opt("-b --bundle", "str", default=".", help="bundle directory (default: .)"),
+    Opt("--pid-file", "str", help="write the init's pid here"),
+    Opt("--console-socket", "str", help="unix socket to send the pty master to"),
+    Opt("--no-pivot", help="chroot instead of pivot_root"),
+    Opt("--no-new-keyring", hidden=True),
+    Opt("--preserve-fds", "int", default=0, help="pass N fds beyond stdio"),
+    Opt("--explain", help="print each init step and its system calls as they happen"),
+]
 
 
 def _opts(args, g, log, **kw):
@@ -116,38 +105,31 @@ def _opts(args, g, log, **kw):
         from pyrunc import syscalls
         prefix = "explain" if getattr(args, "explain", False) else "debug"
 
-        def explain(line, _pid=None):
-            text = f"[{prefix} {os.getpid()}] {line}"
+        def explain(line):
             if prefix == "debug" and log.file:
                 log.debug(line)
             else:
-                sys.stderr.write(text + "\n")
+                sys.stderr.write(f"[{prefix} {os.getpid()}] {line}\n")
                 sys.stderr.flush()
         syscalls.trace = explain
     return Options(root=g.root, id=getattr(args, "id", None), strict=g.strict, policy=g.policy,
                    debug=g.debug, log=log, explain=explain, **kw)
 
 
+def _create_kw(args):
+    return dict(bundle=args.bundle, pid_file=args.pid_file, console_socket=args.console_socket,
+                no_pivot=args.no_pivot, preserve_fds=args.preserve_fds)
+
+
 def cmd_create(args, g, log):
     from pyrunc.container.lifecycle import create
-    create(_opts(args, g, log, bundle=args.bundle, pid_file=args.pid_file,
-                 console_socket=args.console_socket, no_pivot=args.no_pivot,
-                 preserve_fds=args.preserve_fds)).unlock()
+    create(_opts(args, g, log, **_create_kw(args))).unlock()
     return 0
-
-
-def cfg_run(p):
-    _create_flags(p)
-    p.add_argument("-d", "--detach", action="store_true", help="do not wait for the container")
-    p.add_argument("--keep", action="store_true", help="do not delete it when it exits")
-    _id(p)
 
 
 def cmd_run(args, g, log):
     from pyrunc.container.lifecycle import run
-    return run(_opts(args, g, log, bundle=args.bundle, pid_file=args.pid_file,
-                     console_socket=args.console_socket, no_pivot=args.no_pivot,
-                     preserve_fds=args.preserve_fds, detach=args.detach, keep=args.keep))
+    return run(_opts(args, g, log, detach=args.detach, keep=args.keep, **_create_kw(args)))
 
 
 def cmd_start(args, g, log):
@@ -158,14 +140,8 @@ def cmd_start(args, g, log):
 
 def cmd_state(args, g, log):
     from pyrunc.container.lifecycle import state
-    print(json.dumps(state(_opts(args, g, log)), indent=2))
+    print(fastjson.dumps_indented(state(_opts(args, g, log))))
     return 0
-
-
-def cfg_kill(p):
-    p.add_argument("-a", "--all", action="store_true", help="signal every process of it")
-    _id(p)
-    p.add_argument("signal", nargs="?", default="TERM", help="TERM, SIGTERM or 15 (default)")
 
 
 def parse_signal(text):
@@ -189,29 +165,19 @@ def cmd_kill(args, g, log):
     return 0
 
 
-def cfg_delete(p):
-    p.add_argument("-f", "--force", action="store_true", help="kill it first if it runs")
-    _id(p)
-
-
 def cmd_delete(args, g, log):
     from pyrunc.container.lifecycle import delete
     delete(_opts(args, g, log), force=args.force)
     return 0
 
 
-def cfg_list(p):
-    p.add_argument("-f", "--format", choices=("table", "json"), default="table")
-    p.add_argument("-q", "--quiet", action="store_true", help="ids only")
-
-
 def cmd_list(args, g, log):
     from pyrunc.container.lifecycle import list_states
     states = list_states(g.root)
     if args.quiet:
-        print("\n".join(s["id"] for s in states) if states else "", end="\n" if states else "")
+        sys.stdout.write("".join(s["id"] + "\n" for s in states))
     elif args.format == "json":
-        print(json.dumps(states))
+        print(fastjson.dumps(states))
     else:
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")] + [
             (s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"])
@@ -222,18 +188,12 @@ def cmd_list(args, g, log):
     return 0
 
 
-def cfg_ps(p):
-    p.add_argument("-f", "--format", choices=("table", "json"), default="table")
-    _id(p)
-    p.add_argument("ps_args", nargs="*", help=argparse.SUPPRESS)
-
-
 def cmd_ps(args, g, log):
     from pyrunc.container.lifecycle import pids_of
     from pyrunc.container.state import Container
     pids = pids_of(Container.load(g.root, args.id, lock=False))
     if args.format == "json":
-        print(json.dumps(pids))
+        print(fastjson.dumps(pids))
         return 0
     print("PID   CMD")
     for pid in pids:
@@ -253,11 +213,25 @@ def cmd_exec(args, g, log):
     return exec_process(opts, args)
 
 
-def cfg_spec(p):
-    p.add_argument("-b", "--bundle", default=".", help="where to write config.json")
-    p.add_argument("--rootless", action="store_true", help="for a user without root")
-    p.add_argument("--hardened", action="store_true",
-                   help="a config that passes the baseline hardening policy")
+EXEC_OPTS = [
+    Opt("-p --process", "str", help="process.json (runtime-spec process)"),
+    Opt("-d --detach", help="do not wait for the process"),
+    Opt("--pid-file", "str"),
+    Opt("--console-socket", "str"),
+    Opt("-t --tty", help="allocate a pty"),
+    Opt("-e --env", "list", help="KEY=VALUE"),
+    Opt("--cwd", "str"),
+    Opt("-u --user", "str", help="UID[:GID]"),
+    Opt("-g --additional-gids", "list"),
+    Opt("-c --cap", "list", help="add a capability"),
+    Opt("--no-new-privs"),
+    Opt("--preserve-fds", "int", default=0),
+    Opt("--apparmor", "str", hidden=True),
+    Opt("--process-label", "str", hidden=True),
+    Opt("--ignore-paused", hidden=True),
+    Opt("--cgroup", "list", hidden=True),
+    Opt("--explain", help="print each step and its system calls"),
+]
 
 
 def cmd_spec(args, g, log):
@@ -270,68 +244,96 @@ def cmd_spec(args, g, log):
     if os.path.exists(path):
         raise PyruncError(f"{path} exists: remove it first")
     with open(path, "w") as f:
-        json.dump(config, f, indent=2)
-        f.write("\n")
+        f.write(fastjson.dumps_indented(config) + "\n")
     return 0
 
 
 def cmd_features(args, g, log):
     from pyrunc.features import features
-    print(json.dumps(features(), indent=2))
+    print(fastjson.dumps_indented(features()))
     return 0
 
 
-def _lazy(module):
-    """A command implemented by another module exposing configure(parser) and run(args)."""
-    def configure(p):
-        __import__(module, fromlist=["x"]).configure(p)
-
-    def run(args, g, log):
-        return __import__(module, fromlist=["x"]).run(args)
-    return configure, run
-
-
 COMMANDS = {
-    "create": (lambda p: (_create_flags(p), _id(p)), cmd_create,
+    "create": (CREATE_OPTS, [ID], cmd_create,
                "create a container and leave it waiting for start"),
-    "run": (cfg_run, cmd_run, "create and start a container"),
-    "start": (_id, cmd_start, "run the process of a created container"),
-    "state": (_id, cmd_state, "print a container's state as JSON"),
-    "kill": (cfg_kill, cmd_kill, "send a signal to a container's init"),
-    "delete": (cfg_delete, cmd_delete, "delete a stopped container"),
-    "list": (cfg_list, cmd_list, "list containers"),
-    "ps": (cfg_ps, cmd_ps, "list a container's processes"),
-    "exec": (lambda p: __import__("pyrunc.container.execute", fromlist=["x"]).configure(p),
+    "run": (CREATE_OPTS + [Opt("-d --detach", help="do not wait for the container"),
+                           Opt("--keep", help="do not delete it when it exits")],
+            [ID], cmd_run, "create and start a container"),
+    "start": ([], [ID], cmd_start, "run the process of a created container"),
+    "state": ([], [ID], cmd_state, "print a container's state as JSON"),
+    "kill": ([Opt("-a --all", help="signal every process of it")],
+             [ID, Arg("signal", "optional", default="TERM", help="TERM, SIGTERM or 15")],
+             cmd_kill, "send a signal to a container's init"),
+    "delete": ([Opt("-f --force", help="kill it first if it runs")], [ID], cmd_delete,
+               "delete a stopped container"),
+    "list": ([Opt("-f --format", "str", default="table", help="table or json"),
+              Opt("-q --quiet", help="ids only")], [], cmd_list, "list containers"),
+    "ps": ([Opt("-f --format", "str", default="table", help="table or json")],
+           [ID, Arg("ps_args", "rest")], cmd_ps, "list a container's processes"),
+    "exec": (EXEC_OPTS, [ID, Arg("args", "rest", help="the command and its arguments")],
              cmd_exec, "run a new process in a running container"),
-    "spec": (cfg_spec, cmd_spec, "write a default config.json"),
-    "features": (lambda p: None, cmd_features, "print the features pyrunc implements"),
-    "bundle": (*_lazy("pyrunc.bundle"), "make a ready-to-run bundle from the host"),
-    "check": (*_lazy("pyrunc.teach.check"), "report a config's risks, without running it"),
-    "verify": (*_lazy("pyrunc.teach.verify"),
-               "run a bundle with a probe and check each claim of its config"),
-    "seccomp": (*_lazy("pyrunc.teach.seccomp_show"), "show a bundle's compiled seccomp filter"),
-    "demo": (*_lazy("pyrunc.teach.demo"), "run the article's hardened configs and verify them"),
+    "spec": ([Opt("-b --bundle", "str", default=".", help="where to write config.json"),
+              Opt("--rootless", help="for a user without root"),
+              Opt("--hardened", help="a config that passes the baseline hardening policy")],
+             [], cmd_spec, "write a default config.json"),
+    "features": ([], [], cmd_features, "print the features pyrunc implements"),
 }
+# commands off the container path, in modules with configure(argparse parser) and run(args)
+LAZY = {
+    "bundle": ("pyrunc.bundle", "make a ready-to-run bundle from the host"),
+    "check": ("pyrunc.teach.check", "report a config's risks, without running it"),
+    "verify": ("pyrunc.teach.verify",
+               "run a bundle with a probe and check each claim of its config"),
+    "seccomp": ("pyrunc.teach.seccomp_show", "show a bundle's compiled seccomp filter"),
+    "demo": ("pyrunc.teach.demo", "run the article's hardened configs and verify them"),
+}
+
+
+def usage():
+    print_help(GLOBAL, [Arg("command", "optional", help=" ".join(list(COMMANDS) + list(LAZY)))],
+               "pyrunc", "An OCI runtime in Python that enforces hardening and verifies "
+               "what a config does.")
+
+
+def parse_command(command, cargs):
+    """(args, run) for the command, or (None, None) after --help."""
+    if command in COMMANDS:
+        options, positionals, run, _ = COMMANDS[command]
+        args = parse(cargs, options, positionals, f"pyrunc {command}")
+        return args, run
+    import argparse
+    module_name, summary = LAZY[command]
+    module = __import__(module_name, fromlist=["run"])
+    p = argparse.ArgumentParser(prog=f"pyrunc {command}", description=summary)
+    module.configure(p)
+    return p.parse_args(cargs), lambda args, g, log: module.run(args)
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     gargs, command, cargs = split_argv(argv)
-    g = global_parser().parse_args(gargs + ([command] if command else []))
-    if g.version:
-        from pyrunc.spec import NEWEST
-        print(f"pyrunc version {__version__}\nspec: {NEWEST}")
-        return 0
-    if command is None:
-        global_parser().print_help()
-        return 0
-    if command not in COMMANDS:
-        sys.stderr.write(f"pyrunc: unknown command {command!r}\n")
+    try:
+        g = parse(gargs, GLOBAL, [], "pyrunc")
+        if g is None:
+            return 0
+        if g.version:
+            from pyrunc.spec import NEWEST
+            print(f"pyrunc version {__version__}\nspec: {NEWEST}")
+            return 0
+        if command is None:
+            usage()
+            return 0
+        if command not in COMMANDS and command not in LAZY:
+            raise UsageError(f"unknown command {command!r}")
+        if g.log_format not in ("text", "json"):
+            raise UsageError(f"--log-format {g.log_format!r}: text or json")
+        args, run = parse_command(command, cargs)
+        if args is None:
+            return 0
+    except UsageError as e:
+        sys.stderr.write(f"pyrunc: {command or 'usage'}: {e} (see --help)\n")
         return 1
-    configure, run, summary = COMMANDS[command]
-    p = argparse.ArgumentParser(prog=f"pyrunc {command}", description=summary)
-    configure(p)
-    args = p.parse_args(cargs)
     log = Log(g.log, g.log_format, g.debug)
     if g.systemd_cgroup:
         log.warning("--systemd-cgroup: cgroups are not managed yet; ignored")

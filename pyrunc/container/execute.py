@@ -5,9 +5,9 @@ part of the init (EXEC_STEPS): rlimits, terminal, no_new_privs, the container's 
 filter, capabilities, user, cwd, close fds, execve. Settings default to the container's
 own process, as runc's do; flags and --process override them.
 """
-import json
 import os
 
+from pyrunc import fastjson
 from pyrunc import syscalls as sc
 from pyrunc.container.lifecycle import (
     _reap, _stored_config, connect_console, drive, wait_forwarding, write_pid_file)
@@ -16,34 +16,12 @@ from pyrunc.errors import PyruncError
 from pyrunc.linux.namespaces import PROC_NAMES, Plan
 
 
-def configure(p):
-    p.add_argument("-p", "--process", help="process.json (runtime-spec process)")
-    p.add_argument("-d", "--detach", action="store_true")
-    p.add_argument("--pid-file")
-    p.add_argument("--console-socket")
-    p.add_argument("-t", "--tty", action="store_true", help="allocate a pty")
-    p.add_argument("-e", "--env", action="append", default=[], help="KEY=VALUE")
-    p.add_argument("--cwd")
-    p.add_argument("-u", "--user", help="UID[:GID]")
-    p.add_argument("-g", "--additional-gids", action="append", type=int, default=[])
-    p.add_argument("-c", "--cap", action="append", default=[], help="add a capability")
-    p.add_argument("--no-new-privs", action="store_true")
-    p.add_argument("--preserve-fds", type=int, default=0)
-    p.add_argument("--apparmor", help="apparmor profile")
-    p.add_argument("--process-label", help="selinux label")
-    p.add_argument("--ignore-paused", action="store_true")
-    p.add_argument("--cgroup", action="append", default=[])
-    p.add_argument("--explain", action="store_true")
-    p.add_argument("id", metavar="ID")
-    p.add_argument("args", nargs="...", help="the command and its arguments")
-
-
 def process_dict(args, config_process):
     """The process to run: --process as is, or the container's own with the flags applied."""
     if args.process:
         try:
             with open(args.process, "rb") as f:
-                return json.loads(f.read())
+                return fastjson.loads(f.read())
         except (OSError, ValueError) as e:
             raise PyruncError(f"--process {args.process}: {e}") from None
     if not args.args:
@@ -56,14 +34,16 @@ def process_dict(args, config_process):
             "noNewPrivileges": args.no_new_privs or bool(base.get("noNewPrivileges"))}
     for key in ("capabilities", "rlimits", "apparmorProfile", "selinuxLabel"):
         if base.get(key) is not None:
-            proc[key] = json.loads(json.dumps(base[key]))
+            proc[key] = fastjson.loads(fastjson.dumps(base[key]))
     if args.user:
         uid, _, gid = args.user.partition(":")
         if not uid.isdigit() or (gid and not gid.isdigit()):
             raise PyruncError(f"--user {args.user}: use numeric UID[:GID]")
         proc["user"] = {"uid": int(uid), "gid": int(gid) if gid else 0}
     if args.additional_gids:
-        proc["user"]["additionalGids"] = args.additional_gids
+        if not all(g.isdigit() for g in args.additional_gids):
+            raise PyruncError(f"--additional-gids {args.additional_gids}: use numbers")
+        proc["user"]["additionalGids"] = [int(g) for g in args.additional_gids]
     if args.cap:
         caps = proc.setdefault("capabilities", {})
         for s in ("bounding", "effective", "permitted"):
@@ -97,7 +77,7 @@ def exec_process(opts, args):
         raise PyruncError(f"cannot exec in a container that is {status}")
     config = _stored_config(container)
     with open(container.config_file, "rb") as f:
-        raw_process = json.loads(f.read()).get("process") or {}
+        raw_process = fastjson.loads(f.read()).get("process") or {}
     proc, warnings = load_process(process_dict(args, raw_process), strict=opts.strict)
     ctx = Context(config, container.data["bundle"], opts.id)
     ctx.process = proc

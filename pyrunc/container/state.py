@@ -5,18 +5,17 @@ whose start time differs from the recorded one is another process (pid reuse), s
 container is stopped. `exec.fifo` exists from create until start.
 """
 import fcntl
-import json
 import os
-import re
 import time
 
+from pyrunc import fastjson
 from pyrunc.errors import PyruncError
 
-ID_RE = re.compile(r"[\w+\-.]+", re.ASCII)
+ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 
 
 def check_id(cid):
-    if not cid or not ID_RE.fullmatch(cid) or cid in (".", ".."):
+    if not cid or not ID_CHARS.issuperset(cid) or cid in (".", ".."):
         raise PyruncError(f"invalid container id {cid!r}: use letters, digits, _ + - .")
     return cid
 
@@ -81,7 +80,7 @@ class Container:
                 raise PyruncError(f"container {cid} does not exist") from None
         try:
             with open(c.state_file, "rb") as f:
-                c.data = json.loads(f.read())
+                c.data = fastjson.loads(f.read())
         except FileNotFoundError:
             c.unlock()
             raise PyruncError(f"container {cid} does not exist") from None
@@ -105,7 +104,7 @@ class Container:
     def save(self):
         tmp = self.state_file + ".tmp"
         with open(tmp, "w") as f:
-            json.dump(self.data, f)
+            f.write(fastjson.dumps(self.data))
         os.rename(tmp, self.state_file)
 
     @property

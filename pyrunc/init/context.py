@@ -3,10 +3,11 @@
 The channel is a SOCK_SEQPACKET socketpair: one JSON message per packet, so a message is
 never split or merged, and EOF tells the parent that the child exec'd or died.
 """
-import json
+import _socket
 import os
-import socket
+import struct
 
+from pyrunc import fastjson
 from pyrunc.errors import PyruncError
 
 
@@ -14,16 +15,18 @@ class Channel:
     def __init__(self, sock):
         self.sock = sock
 
+    # _socket, not socket: the socket module's enums cost milliseconds on every start
     @classmethod
     def pair(cls):
-        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
         return cls(a), cls(b)
 
     def send(self, kind, fds=(), **fields):
         fields["type"] = kind
-        data = json.dumps(fields).encode()
+        data = fastjson.dumps(fields).encode()
         if fds:
-            socket.send_fds(self.sock, [data], list(fds))
+            self.sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                                        struct.pack(f"{len(fds)}i", *fds))])
         else:
             self.sock.send(data)
 
@@ -32,10 +35,14 @@ class Channel:
 
         File descriptors sent with it (SCM_RIGHTS) are in msg["fds"].
         """
-        data, fds, _, _ = socket.recv_fds(self.sock, 65536, 4)
+        data, ancdata, _, _ = self.sock.recvmsg(65536, _socket.CMSG_SPACE(4 * 4))
         if not data:
             return None
-        msg = json.loads(data)
+        fds = []
+        for level, kind, payload in ancdata:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                fds += struct.unpack(f"{len(payload) // 4}i", payload[:len(payload) // 4 * 4])
+        msg = fastjson.loads(data)
         msg["fds"] = fds
         return msg
 

@@ -19,7 +19,6 @@ effective set (capabilities(7), "Effect of user ID changes"), so capset has to r
 effective set from the permitted one afterwards. Capabilities live per thread: the init is
 single-threaded when this runs.
 """
-from dataclasses import dataclass
 
 from pyrunc import syscalls
 from pyrunc.errors import PyruncError, from_oserror
@@ -100,14 +99,17 @@ WHY = {name: why for name, _, why in RISK_TABLE}
 SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
 
 
-@dataclass(frozen=True)
 class CapSets:
-    bounding: int
-    effective: int
-    permitted: int
-    inheritable: int
-    ambient: int
-    last_cap: int  # the kernel's cap_last_cap, read in the parent while /proc is the host's
+    """The five sets as masks, and the kernel's cap_last_cap (read in the parent while /proc
+    is the host's). A plain class: dataclasses would import inspect on every start."""
+    __slots__ = ("bounding", "effective", "permitted", "inheritable", "ambient", "last_cap")
+
+    def __init__(self, bounding, effective, permitted, inheritable, ambient, last_cap):
+        self.bounding, self.effective, self.permitted = bounding, effective, permitted
+        self.inheritable, self.ambient, self.last_cap = inheritable, ambient, last_cap
+
+    def __repr__(self):
+        return "CapSets(" + ", ".join(f"{k}={getattr(self, k):#x}" for k in self.__slots__) + ")"
 
 
 def kernel_last_cap():

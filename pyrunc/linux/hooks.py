@@ -3,17 +3,17 @@
 Runs with os.fork/execve rather than subprocess: the createContainer and startContainer
 hooks run inside the init after pivot_root, where only already-imported modules exist.
 """
-import json
 import os
+import _signal
 import select
-import signal
 
+from pyrunc import fastjson
 from pyrunc.errors import PyruncError
 
 
 def run_hooks(kind, hooks, state, warn_only=False, warn=None):
     """Run config.hooks.<kind> in order; the first failure raises (or warns, for poststop)."""
-    data = json.dumps(state).encode()
+    data = fastjson.dumps(state).encode()
     for i, hook in enumerate(hooks or ()):
         where = f"hooks.{kind}[{i}] ({hook.path})"
         try:
@@ -68,7 +68,7 @@ def _wait(pid, timeout):
         poller = select.poll()
         poller.register(pidfd, select.POLLIN)
         if not poller.poll(timeout * 1000):
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, _signal.SIGKILL)
             os.waitpid(pid, 0)
             return None
     finally:

@@ -1,6 +1,6 @@
 """Networking inside a new network namespace: `lo` up, with an ioctl (no netlink library)."""
+import _socket
 import fcntl
-import socket
 import struct
 
 SIOCGIFFLAGS = 0x8913
@@ -9,7 +9,10 @@ IFF_UP = 0x1
 
 
 def loopback_up():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
         ifreq = struct.pack("16sH14x", b"lo", 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, ifreq))[1]
         fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+    finally:
+        s.close()

@@ -1,9 +1,8 @@
 """process.terminal: a pty made inside the container, its master sent over --console-socket."""
-import array
 import fcntl
 import os
+import _socket
 import select
-import socket
 import struct
 import termios
 import tty
@@ -29,20 +28,20 @@ def set_size(fd, height, width):
 
 def send_fd(sock_fd, fd, name="/dev/ptmx"):
     """SCM_RIGHTS, as runc sends the console master (the message text is the pty name)."""
-    with socket.socket(fileno=os.dup(sock_fd)) as s:
-        s.sendmsg([name.encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
-                                     array.array("i", [fd]))])
+    s = _socket.socket(fileno=os.dup(sock_fd))
+    try:
+        s.sendmsg([name.encode()], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                                     struct.pack("i", fd))])
+    finally:
+        s.close()
 
 
 def recv_fd(sock):
-    fds = array.array("i")
-    _, anc, _, _ = sock.recvmsg(4096, socket.CMSG_LEN(fds.itemsize))
+    _, anc, _, _ = sock.recvmsg(4096, _socket.CMSG_LEN(4))
     for level, kind, data in anc:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.frombytes(data[:fds.itemsize])
-    if not fds:
-        raise OSError(0, "no file descriptor received on the console socket")
-    return fds[0]
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS and len(data) >= 4:
+            return struct.unpack("i", data[:4])[0]
+    raise OSError(0, "no file descriptor received on the console socket")
 
 
 def mount_console(slave_path):

@@ -1,7 +1,7 @@
 """The spec layer: load config.json, check it, and hand out a typed model."""
-import json
 import os
 
+from pyrunc import fastjson
 from pyrunc.errors import PyruncError
 from pyrunc.spec.model import CONFIG, Loader
 
@@ -38,7 +38,7 @@ def read_config(bundle):
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
-            data = json.loads(f.read())
+            data = fastjson.loads(f.read())
     except FileNotFoundError:
         if not os.path.isdir(bundle):
             raise PyruncError(f"bundle {bundle}: no such directory", step="load") from None
