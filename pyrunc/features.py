@@ -59,8 +59,6 @@ def unsupported_settings(config):
             found.append(("linux.resources", "cgroup limits are not applied yet"))
         if linux.cgroupsPath:
             found.append(("linux.cgroupsPath", "cgroups are not managed yet"))
-        if linux.netDevices:
-            found.append(("linux.netDevices", "moving host interfaces is not implemented"))
         if linux.intelRdt:
             found.append(("linux.intelRdt", "Intel RDT is not implemented"))
     if process is not None and process.execCPUAffinity is not None:

@@ -53,16 +53,17 @@ def report(ctx, exc):
         if ctx.debug:
             import traceback
             err.message += "\n" + "".join(traceback.format_exception(exc))
-    line = f"pyrunc: {ctx.id}: {err}\n".encode()
-    try:
-        if ctx.fifo_write_fd is None:
+    if ctx.fifo_write_fd is None:
+        try:
             ctx.channel.send("error", **err.to_wire())
-            return
-        # after wait_for_start `pyrunc start` reads the FIFO until exec: the error goes there
-        os.write(ctx.fifo_write_fd, line)
-    except OSError:
-        pass
-    try:
-        os.write(2, line)
-    except OSError:
-        pass
+        except OSError:
+            pass  # the parent gave up first: it reports its own error
+        return
+    # after wait_for_start `pyrunc start` reads the FIFO until exec: the error goes there,
+    # and to the container's stderr, the only place left once `start` has returned
+    line = f"pyrunc: {ctx.id}: {err}\n".encode()
+    for fd in (ctx.fifo_write_fd, 2):
+        try:
+            os.write(fd, line)
+        except OSError:
+            pass

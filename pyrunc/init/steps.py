@@ -60,9 +60,17 @@ def step_time_offsets(ctx):
             f.write(f"{clock} {off.secs or 0} {off.nanosecs or 0}\n")
 
 
+def step_net_devices(ctx):
+    # the parent, in the host's network namespace, moves them into ours
+    ctx.channel.send("net_devices")
+    ctx.channel.expect("net_devices_done")
+
+
 NAMESPACE_STEPS = (
     ("user_namespace", lambda ctx: ctx.ns.has("user"), step_user_namespace),
     ("namespaces", lambda ctx: True, step_namespaces),
+    ("net_devices", lambda ctx: not ctx.exec_mode and bool(_linux(ctx, "netDevices")),
+     step_net_devices),
     ("time_offsets", lambda ctx: not ctx.exec_mode and bool(_linux(ctx, "timeOffsets")),
      step_time_offsets),
 )

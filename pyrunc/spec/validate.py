@@ -64,6 +64,12 @@ def validate(config, loader):
             fail(where, f"needs a {ns} namespace in linux.namespaces")
         if types[ns].path is not None and ns == "network" and _is_host_ns(types[ns].path):
             fail(where, "the network namespace joined is the host's")
+    if linux.netDevices:
+        from pyrunc.linux.netdev import check_names
+        net = types.get("network")
+        if net is None or (net.path is not None and _is_host_ns(net.path)):
+            fail("linux.netDevices", "needs a network namespace of the container's own")
+        check_names(linux.netDevices, fail)
     if config.hostname and "uts" not in types:
         fail("hostname", "setting the hostname needs a new uts namespace")
     if config.domainname and "uts" not in types:
