@@ -4,13 +4,13 @@ Every failure after the state directory exists undoes what was made (the process
 killed; their mounts lived in their own mount namespace and vanish with them; the state
 directory is removed), then raises the PyruncError that explains it.
 """
-import json
 import os
+import _signal
+import _socket
 import select
-import signal
-import socket
 import time
 
+from pyrunc import fastjson
 from pyrunc import syscalls as sc
 from pyrunc.container.state import Container, list_ids, now_rfc3339, proc_start_time
 from pyrunc.errors import PyruncError
@@ -98,7 +98,7 @@ def check_support(config, opts):
 
 
 def connect_console(path):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         s.connect(path)
     except OSError as e:
@@ -128,7 +128,7 @@ def create(opts):
                                   path="process.terminal", step="terminal")
             ctx.console_fd = console.fileno()
         with open(container.config_file, "w") as f:
-            json.dump(raw, f)
+            f.write(fastjson.dumps(raw))
         os.mkfifo(container.fifo)
         os.chmod(container.fifo, 0o622)  # the init may run as any user; not the umask's
         ctx.fifo_fd = os.open(container.fifo, os.O_PATH | os.O_CLOEXEC)
@@ -185,6 +185,10 @@ def drive(channel, ctx, c1, config, until):
             linux = config.linux
             userns.write_maps(c1, linux.uidMappings, linux.gidMappings)
             channel.send("maps_done")
+        elif kind == "net_devices":
+            from pyrunc.linux import netdev
+            netdev.move_devices(config.linux.netDevices, c1)
+            channel.send("net_devices_done")
         elif kind == "seccomp_listener":
             from pyrunc.linux import seccomp
             filt = ctx.seccomp
@@ -213,7 +217,7 @@ def _reap(pid):
 
 def _kill_and_wait(pid, timeout=5.0):
     try:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, _signal.SIGKILL)
     except ProcessLookupError:
         return
     try:
@@ -303,7 +307,7 @@ def _read_until_exec(fd, pid):
 def _stored_config(container):
     from pyrunc.spec import load_config
     with open(container.config_file, "rb") as f:
-        return load_config(json.loads(f.read()))[0]
+        return load_config(fastjson.loads(f.read()))[0]
 
 
 # -- state, list, kill, delete
@@ -328,7 +332,9 @@ def kill(opts, sig, all_processes=False):
     try:
         status = container.status()
         if status == "stopped":
-            raise PyruncError("cannot kill a container that is stopped")
+            if all_processes:
+                return  # as runc: nothing left to signal is not an error with --all
+            raise PyruncError("container not running (it is stopped)")
         pids = pids_of(container) if all_processes else [container.pid]
         for pid in pids:
             try:
@@ -340,20 +346,41 @@ def kill(opts, sig, all_processes=False):
 
 
 def pids_of(container):
-    """Host pids of every process in the container's pid namespace (no cgroup needed)."""
+    """Host pids of the container's processes (no cgroup needed): every process in its pid
+    namespace when the init is pid 1 there (the container made it); otherwise (the host's
+    pid namespace, or one joined from another container: podman --pid host) only the init
+    and its descendants, never the namespace's other processes."""
+    init = container.pid
     try:
-        target = os.readlink(f"/proc/{container.pid}/ns/pid")
+        target = os.readlink(f"/proc/{init}/ns/pid")
+        with open(f"/proc/{init}/status") as f:
+            nspid = next((line.split()[1:] for line in f if line.startswith("NSpid:")), [])
     except OSError:
         return []
-    pids = []
+    own_namespace = len(nspid) > 1 and nspid[-1] == "1"
+    pids, parents = [], {}
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
-                if os.readlink(f"/proc/{name}/ns/pid") == target:
-                    pids.append(int(name))
-            except OSError:
+                if own_namespace:
+                    if os.readlink(f"/proc/{name}/ns/pid") == target:
+                        pids.append(int(name))
+                else:
+                    with open(f"/proc/{name}/stat", "rb") as f:
+                        data = f.read()
+                    parents[int(name)] = int(data[data.rindex(b")") + 2:].split()[1])
+            except (OSError, ValueError, IndexError):
                 continue
-    return sorted(pids)
+    if own_namespace:
+        return sorted(pids)
+    family, added = {init}, True
+    while added:
+        added = False
+        for pid, ppid in parents.items():
+            if ppid in family and pid not in family:
+                family.add(pid)
+                added = True
+    return sorted(family)
 
 
 def delete(opts, force=False):
@@ -386,8 +413,9 @@ def delete(opts, force=False):
 # -- run
 
 
-FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-             signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)
+# _signal and _socket rather than signal and socket: their enums cost milliseconds a start
+FORWARDED = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGUSR1,
+             _signal.SIGUSR2, _signal.SIGWINCH, _signal.SIGCONT)
 
 
 def run(opts):
@@ -398,7 +426,8 @@ def run(opts):
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1, what="prctl PR_SET_CHILD_SUBREAPER")
         if not opts.console_socket:
             # a terminal without --console-socket: we hold the pty master ourselves, as runc
-            console, opts.console_pair = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            console, opts.console_pair = _socket.socketpair(_socket.AF_UNIX,
+                                                            _socket.SOCK_STREAM)
     try:
         container = create(opts)
     finally:
@@ -439,7 +468,7 @@ def wait_forwarding(pid):
         except ProcessLookupError:
             pass
     for s in FORWARDED:
-        signal.signal(s, forward)
+        _signal.signal(s, forward)
     while True:
         wpid, status = os.waitpid(-1, 0)
         if wpid == pid:

@@ -215,7 +215,28 @@ def set_propagation(propagation):
 
 def bind_rootfs(rootfs):
     """pivot_root needs the new root to be a mount point: bind it onto itself."""
+    parent_mount_private(rootfs)
     sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC, what="bind rootfs")
+
+
+def parent_mount_private(rootfs):
+    """The mount holding the rootfs made private if it is shared (rootfsPropagation "shared",
+    as podman sets it for a mount with rshared propagation): pivot_root refuses (EINVAL) a
+    new root whose parent mount is shared, and the bind would propagate. runc does the same."""
+    parent, shared = None, False
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            point = fields[4]
+            for escaped, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"),
+                                  ("\\134", "\\")):
+                point = point.replace(escaped, char)
+            if rootfs == point or rootfs.startswith(point.rstrip("/") + "/"):
+                if parent is None or len(point) >= len(parent):
+                    parent = point
+                    shared = any(o.startswith("shared:") for o in fields[6:fields.index("-")])
+    if parent is not None and shared:
+        sc.mount(None, parent, None, sc.MS_PRIVATE, what=f"make {parent} private")
 
 
 def mount_all(rootfs, mounts, bundle, in_userns):
