@@ -336,7 +336,17 @@ def main(argv=None):
         sys.stderr.write(f"pyrunc: {command or 'usage'}: {e} (see --help)\n")
         return 1
     log = Log(g.log, g.log_format, g.debug)
+    if g.debug:
+        from pyrunc import timing
+        timing.report = log.debug
+        # before main() nothing can be timed from inside: the CPU spent so far is the
+        # interpreter's start and the imports
+        log.debug(f"time interpreter start and imports: {time.process_time() * 1e3:.2f} ms CPU")
+        timing.lap("command line")
     if g.systemd_cgroup:
+        if not os.path.isdir("/run/systemd/system"):
+            return fail(command, getattr(args, "id", None),
+                        "--systemd-cgroup: systemd is not running on this host", log)
         log.warning("--systemd-cgroup: cgroups are not managed yet; ignored")
     try:
         return run(args, g, log)

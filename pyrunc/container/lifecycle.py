@@ -10,7 +10,7 @@ import _socket
 import select
 import time
 
-from pyrunc import fastjson
+from pyrunc import fastjson, timing
 from pyrunc import syscalls as sc
 from pyrunc.container.state import Container, list_ids, now_rfc3339, proc_start_time
 from pyrunc.errors import PyruncError
@@ -112,11 +112,13 @@ def create(opts):
     from pyrunc.init.child import c1_main
     from pyrunc.init.context import Channel, Context
     bundle, config, raw = load_for_create(opts)
+    timing.lap("load config")
     container = Container.new(opts.root, opts.id)
     init_pid = None
     try:
         ctx = Context(config, bundle, opts.id)
         prepare(opts, bundle, config, ctx)
+        timing.lap("prepare (capabilities, seccomp, namespace paths)")
         console = None
         if config.process.terminal:
             if opts.console_socket:
@@ -145,8 +147,10 @@ def create(opts):
             os.close(fd)
         if console is not None:
             console.close()
+        timing.lap("fork")
         try:
             init_pid = drive(parent, ctx, c1, config, until="ready")
+            timing.lap("init ready")
         finally:
             parent.close()
             _reap(c1)
@@ -158,6 +162,7 @@ def create(opts):
         container.save()
         if opts.pid_file:
             write_pid_file(opts.pid_file, init_pid)
+        timing.lap("state saved")
     except BaseException:
         if init_pid:
             _kill_and_wait(init_pid)
@@ -439,6 +444,7 @@ def run(opts):
             from pyrunc.linux import terminal
             master = terminal.recv_fd(console)
         start_created(container, opts)
+        timing.lap("start (until exec and poststart hooks)")
     except BaseException:
         _kill_and_wait(container.pid)
         delete(opts, force=True)
@@ -455,8 +461,10 @@ def run(opts):
         terminal.proxy(master, pidfd)
         os.close(pidfd)
     status = wait_forwarding(container.pid)
+    timing.lap("container ran")
     if not opts.keep:
         delete(opts, force=True)
+        timing.lap("delete")
     return status
 
 

@@ -11,6 +11,7 @@ for `create`, or EXEC_STEPS for `exec` into a running container.
 import os
 
 from pyrunc import syscalls as sc
+from pyrunc import timing
 from pyrunc.errors import PyruncError
 from pyrunc.linux import capabilities, dmz, hooks, namespaces, net, process, rootfs, seccomp
 from pyrunc.linux import terminal
@@ -391,6 +392,7 @@ def run_steps(ctx, steps):
             if ctx.fail_step == name:
                 raise OSError(5, "fault injected by PYRUNC_FAIL_STEP")
             run(ctx)
+            timing.lap(f"step {name}")
         except PyruncError as e:
             e.step = e.step or name
             raise
