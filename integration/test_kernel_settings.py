@@ -1,0 +1,68 @@
+"""Settings the init applies with a syscall each: time offsets, scheduler, I/O priority,
+memory policy. Each test reads the effect back from the kernel inside the container."""
+import ctypes
+
+import pytest
+
+from integration import itlib
+
+DAY = 86400
+
+
+def test_time_namespace_offsets(runtime, bundle, probe):
+    b = bundle.make("b")
+    b.namespaces().append({"type": "time"})
+    b.config["linux"]["timeOffsets"] = {"boottime": {"secs": 10 * DAY},
+                                        "monotonic": {"secs": 10 * DAY}}
+    report = probe(b, "read=/proc/uptime")
+    uptime = float(report.result("read=/proc/uptime")["head"].split()[0])
+    with open("/proc/uptime") as f:
+        host = float(f.read().split()[0])
+    assert uptime - host == pytest.approx(10 * DAY, abs=60)
+
+
+def test_scheduler_policy_and_nice(runtime, bundle):
+    if runtime.name == "runc":
+        pytest.skip("runc 1.1 predates process.scheduler (spec 1.2)")
+    b = bundle.make("b")
+    b.config["process"]["scheduler"] = {"policy": "SCHED_BATCH", "nice": 7}
+    # policy from /proc/self/sched, nice is field 19 of /proc/self/stat
+    b.config["process"]["args"] = ["sh", "-c", "grep -E '^policy' /proc/self/sched; "
+                                   "cut -d' ' -f19 /proc/self/stat"]
+    proc = runtime.run(b, itlib.new_id())
+    assert proc.returncode == 0, proc.stderr
+    policy_line, nice = proc.stdout.split("\n")[:2]
+    assert policy_line.split(":")[1].strip() == "3"  # SCHED_BATCH
+    assert nice.strip() == "7"
+
+
+def test_io_priority(runtime, bundle):
+    if runtime.name == "runc":
+        pytest.skip("runc 1.1 predates process.ioPriority (spec 1.2)")
+    b = bundle.make("b")
+    b.config["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_IDLE"}
+    b.config["process"]["args"] = ["sleep", "30"]
+    cid = itlib.new_id()
+    assert runtime.create(b, cid).returncode == 0
+    assert runtime.start(cid).returncode == 0
+    pid = runtime.state(cid)["pid"]
+    # busybox has no ionice: ask the kernel from the host
+    libc = ctypes.CDLL(None, use_errno=True)
+    prio = libc.syscall(252, 1, pid)  # ioprio_get(IOPRIO_WHO_PROCESS, pid)
+    assert prio >> 13 == 3, prio      # IOPRIO_CLASS_IDLE
+
+
+def test_memory_policy_bind(runtime, bundle):
+    if runtime.name == "runc":
+        pytest.skip("runc 1.1 predates linux.memoryPolicy (spec 1.3)")
+    b = bundle.make("b")
+    b.config["linux"]["memoryPolicy"] = {"mode": "MPOL_BIND", "nodes": "0"}
+    b.config["process"]["args"] = ["sleep", "30"]
+    cid = itlib.new_id()
+    assert runtime.create(b, cid).returncode == 0
+    pid = runtime.state(cid)["pid"]
+    assert runtime.start(cid).returncode == 0
+    with open(f"/proc/{pid}/numa_maps") as f:
+        maps = f.read()
+    # every mapping of the process carries the bind policy set before exec
+    assert "bind:0" in maps, maps[:300]
