@@ -61,6 +61,8 @@ def unsupported_settings(config):
             found.append(("linux.cgroupsPath", "cgroups are not managed yet"))
         if linux.intelRdt:
             found.append(("linux.intelRdt", "Intel RDT is not implemented"))
+        if linux.personality is not None and linux.personality.flags:
+            found.append(("linux.personality.flags", "personality flags are not applied"))
     if process is not None and process.execCPUAffinity is not None:
         found.append(("process.execCPUAffinity", "CPU affinity is not implemented"))
     for i, m in enumerate(config.mounts or ()):
