@@ -12,7 +12,13 @@ import pytest
 from integration import itlib
 
 
+def runtime_has_net_devices(runtime):
+    if runtime.name == "runc":
+        pytest.skip("runc 1.1 predates linux.netDevices (spec 1.2)")
+
+
 def test_device_moves_renamed_with_its_address(runtime, bundle):
+    runtime_has_net_devices(runtime)
     if shutil.which("ip") is None or shutil.which("unshare") is None:
         pytest.fail("iproute2 and util-linux are needed (scripts/setup.sh installs them)")
     b = bundle.make("b")
@@ -36,6 +42,7 @@ def test_device_moves_renamed_with_its_address(runtime, bundle):
 
 
 def test_missing_device_fails_cleanly(runtime, bundle):
+    runtime_has_net_devices(runtime)
     b = bundle.make("b")
     b.config["linux"]["netDevices"] = {"pyrnope0": {}}
     cid = itlib.new_id()
