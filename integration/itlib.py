@@ -18,7 +18,7 @@ from pyrunc.bundle import make_bundle
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-PROBE_SRC = os.path.join(HERE, "probe.c")
+PROBE_SRC = os.path.join(REPO, "pyrunc", "probe.c")
 CACHE = os.path.join(HERE, ".cache")
 
 TIMEOUT = 10  # seconds for one runtime command (normally under 1): a hang fails one test
