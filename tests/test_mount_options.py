@@ -40,3 +40,13 @@ def test_devpts_words_go_to_data():
 def test_idmap_is_refused_rather_than_ignored():
     with pytest.raises(PyruncError, match="idmap"):
         parse_options(["idmap"])
+
+
+def test_root_propagation_defaults_to_rprivate(monkeypatch):
+    from pyrunc.linux import rootfs
+    calls = []
+    monkeypatch.setattr(sc, "mount", lambda *a, **k: calls.append(a))
+    rootfs.set_propagation(None)
+    rootfs.set_propagation("rslave")
+    assert calls == [(None, "/", None, sc.MS_PRIVATE | sc.MS_REC),
+                     (None, "/", None, sc.MS_SLAVE | sc.MS_REC)]
