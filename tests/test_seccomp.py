@@ -720,6 +720,8 @@ def test_notify_listener_reaches_an_agent_that_answers(tmp_path):
         conn, _ = server.accept()
         with conn:
             payload, (listener,), _, _ = socket.recv_fds(conn, 65536, 1)
+            while chunk := conn.recv(65536):  # a stream: the JSON may come in pieces
+                payload += chunk
         message = json.loads(payload)
         notif = bytearray(80)
         fcntl.ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, notif)
