@@ -4,4 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# every integration test runs against pyrunc and against runc, the oracle, on the same bundle
+export PYRUNC_IT_RUNTIMES=${PYRUNC_IT_RUNTIMES:-pyrunc,runc}
 exec .venv/bin/python -m pytest tests integration -q -p no:cacheprovider "$@"
