@@ -13,7 +13,7 @@ import time
 
 from pyrunc import __version__, fastjson
 from pyrunc.argv import Arg, Opt, UsageError, parse, print_help
-from pyrunc.errors import PyruncError
+from pyrunc.errors import PyruncError, from_oserror
 
 
 class Log:
@@ -355,8 +355,7 @@ def main(argv=None):
     except OSError as e:
         if g.debug:
             raise
-        detail = f"{e.filename}: {e.strerror}" if e.filename else (e.strerror or str(e))
-        return fail(command, getattr(args, "id", None), detail, log)
+        return fail(command, getattr(args, "id", None), str(from_oserror(e)), log)
     except KeyboardInterrupt:
         return 130
 

@@ -30,7 +30,5 @@ class PyruncError(Exception):
 
 def from_oserror(err, path=None, step=None):
     """Turn an OSError from the syscall layer into a PyruncError with context."""
-    message = err.strerror if err.filename is None else f"{err.filename}: {err.strerror}"
-    if err.strerror and ":" not in err.strerror and err.filename is None:
-        message = err.strerror
+    message = f"{err.filename}: {err.strerror}" if err.filename else (err.strerror or str(err))
     return PyruncError(message, path=path, step=step, errno=err.errno)

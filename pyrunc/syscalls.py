@@ -47,7 +47,6 @@ MS_STRICTATIME = 1 << 24
 MS_LAZYTIME = 1 << 25
 MNT_DETACH = 2
 
-PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_KEEPCAPS = 8
 PR_CAPBSET_READ = 23
@@ -65,12 +64,10 @@ SYS_ioprio_set = 251
 SYS_set_mempolicy = 238
 SYS_sched_setattr = 314
 SYS_seccomp = 317
-SYS_open_tree = 428
 SYS_close_range = 436
 SYS_openat2 = 437
 SYS_mount_setattr = 442
 
-RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_NO_SYMLINKS = 0x04
 RESOLVE_IN_ROOT = 0x10
 CLOSE_RANGE_CLOEXEC = 1 << 2

@@ -12,7 +12,7 @@ import os
 
 from pyrunc import syscalls as sc
 from pyrunc import timing
-from pyrunc.errors import PyruncError
+from pyrunc.errors import PyruncError, from_oserror
 from pyrunc.linux import capabilities, dmz, hooks, namespaces, net, process, rootfs, seccomp
 from pyrunc.linux import terminal
 
@@ -397,5 +397,4 @@ def run_steps(ctx, steps):
             e.step = e.step or name
             raise
         except OSError as e:
-            message = f"{e.filename}: {e.strerror}" if e.filename else str(e.strerror)
-            raise PyruncError(message, step=name, errno=e.errno) from None
+            raise from_oserror(e, step=name) from None

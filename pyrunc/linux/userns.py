@@ -17,8 +17,3 @@ def write_maps(pid, uid_mappings, gid_mappings):
         except OSError as e:
             raise PyruncError(f"write {name}: {e.strerror}", path=f"linux.{key}",
                               step="uid_gid_maps", errno=e.errno) from None
-
-
-def overflow_ids():
-    with open("/proc/sys/kernel/overflowuid") as u, open("/proc/sys/kernel/overflowgid") as g:
-        return int(u.read()), int(g.read())
