@@ -57,3 +57,13 @@ def test_fault_injection_names_the_step():
     with pytest.raises(PyruncError) as e:
         steps.run_steps(ctx, [("cwd", lambda c: True, lambda c: None)])
     assert e.value.step == "cwd" and "fault injected" in e.value.message
+
+
+def test_architecture_doc_lists_the_steps_in_order():
+    import os
+    import re
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "docs", "ARCHITECTURE.md")).read()
+    for label, seq in (("- C1:", steps.NAMESPACE_STEPS), ("- C2 (`create`):", steps.INIT_STEPS),
+                       ("- C2 (`exec`):", steps.EXEC_STEPS)):
+        bullet = doc[doc.index(label) + len(label):].split("\n- ")[0].split("\n\n")[0]
+        assert re.findall(r"`(\w+)`", bullet) == names(seq), label
