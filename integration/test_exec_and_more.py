@@ -1,0 +1,184 @@
+"""exec into a running container, the console socket, --no-pivot, namespace paths of the
+wrong type, lo, --preserve-fds, kill --all, fault injection: each checked in the kernel."""
+import array
+import os
+import socket
+import subprocess
+
+import pytest
+
+from integration import itlib
+
+
+def running(runtime, b, cid):
+    assert runtime.create(b, cid).returncode == 0, runtime.output(cid, "stderr")
+    assert runtime.start(cid).returncode == 0
+    runtime.wait_output(cid, lambda t: "\n" in t)
+    return runtime.state(cid)["pid"]
+
+
+def test_exec_joins_every_namespace_and_keeps_the_process_settings(runtime, bundle):
+    b = bundle.make("b", "hold=30")
+    b.config["process"]["capabilities"] = {s: ["CAP_NET_BIND_SERVICE"] for s in
+                                           ("bounding", "effective", "permitted")}
+    b.config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "hard": 321, "soft": 123}]
+    cid = itlib.new_id()
+    pid = running(runtime, b, cid)
+    proc = runtime.cmd("exec", cid, "/probe", timeout=10)
+    assert proc.returncode == 0, proc.stderr
+    report = itlib.parse_report(proc.stdout)
+    for name in ("pid", "net", "ipc", "uts", "mnt"):
+        assert report["ns"][name] == os.stat(f"/proc/{pid}/ns/{name}").st_ino, name
+    assert report["status"]["CapEff"] == "0000000000000400"
+    assert report["status"]["CapBnd"] == "0000000000000400"
+    assert report["rlimits"]["RLIMIT_NOFILE"] == [123, 321]
+    assert report["pid"] != 1  # a new process beside the init, in its pid namespace
+    # only stdio: nothing of the runtime's reaches the exec'd process
+    assert sorted(int(fd) for fd in report["fds"]) == [0, 1, 2]
+
+
+def test_exec_exit_status_env_cwd_user(runtime, bundle):
+    b = bundle.make("b", "hold=30")
+    cid = itlib.new_id()
+    running(runtime, b, cid)
+    proc = runtime.cmd("exec", "--env", "EXTRA=1", "--cwd", "/tmp", "--user", "1000:1000",
+                       cid, "/probe", "exit=7")
+    assert proc.returncode == 7, proc.stderr
+    report = itlib.parse_report(proc.stdout)
+    assert report["cwd"] == "/tmp"
+    assert (report["uid"], report["gid"]) == (1000, 1000)
+    assert "EXTRA=1" in report["env"]
+
+
+def test_exec_into_a_stopped_container_fails(runtime, bundle):
+    b = bundle.make("b")
+    cid = itlib.new_id()
+    assert runtime.create(b, cid).returncode == 0
+    assert runtime.start(cid).returncode == 0
+    runtime.wait_status(cid, "stopped")
+    assert runtime.cmd("exec", cid, "/probe").returncode != 0
+
+
+def receive_pty(server):
+    conn, _ = server.accept()
+    with conn:
+        fds = array.array("i")
+        msg, anc, _, _ = conn.recvmsg(1024, socket.CMSG_LEN(4))
+        for level, kind, data in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(data[:4])
+    return fds[0]
+
+
+def test_console_socket_receives_the_pty_master(runtime, bundle, workdir):
+    b = bundle.make("b")
+    b.config["process"]["terminal"] = True
+    b.config["process"]["args"] = ["sh", "-c", "tty; echo on-the-pty"]
+    path = os.path.join(workdir, "console.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+    cid = itlib.new_id()
+    try:
+        proc = runtime.create(b, cid, "--console-socket", path)
+        assert proc.returncode == 0, proc.stderr
+        master = receive_pty(server)
+    finally:
+        server.close()
+    assert runtime.start(cid).returncode == 0
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the container closed the pty
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    text = out.decode().replace("\r", "")
+    assert text.startswith("/dev/pts/") or text.startswith("/dev/console"), text
+    assert "on-the-pty" in text
+
+
+def test_no_pivot_chroots(runtime, bundle, probe):
+    b = bundle.make("b")
+    cid = itlib.new_id()
+    b.probe_args()
+    proc = runtime.run(b, cid, "--no-pivot")
+    assert proc.returncode == 0, proc.stderr
+    report = itlib.parse_report(proc.stdout)
+    # the root is the bundle's: the probe is there, the host's /etc/hostname is not
+    assert any(m["mount_point"] == "/proc" for m in report["mounts"])
+    assert report["cwd"] == "/"
+
+
+def test_namespace_path_of_the_wrong_type_is_refused(runtime, bundle):
+    b = bundle.make("b")
+    b.namespaces()[:] = [n for n in b.namespaces() if n["type"] != "network"]
+    b.namespaces().append({"type": "network", "path": "/proc/self/ns/uts"})
+    cid = itlib.new_id()
+    before = itlib.pids()
+    proc = runtime.run(b, cid)
+    itlib.assert_failed_cleanly(runtime, proc, cid, before, [cid])
+    if runtime.name == "pyrunc":
+        assert "linux.namespaces" in proc.stderr and "not network" in proc.stderr
+
+
+def test_loopback_is_up_in_a_new_network_namespace(runtime, bundle, probe):
+    b = bundle.make("b")
+    report = probe(b, "ifflags=lo")
+    assert report.result("ifflags=lo")["flags"] & 0x1  # IFF_UP
+
+
+def test_preserve_fds_passes_exactly_those(runtime, bundle, workdir):
+    if runtime.name == "runc":
+        pytest.skip("the driver passes fds to pyrunc only")
+    b = bundle.make("b")
+    b.probe_args()
+    b.save()
+    r, w = os.pipe()
+    extra = os.open(workdir, os.O_RDONLY)
+    try:
+        # fds 3 and 4 of the runtime are the caller's; 5 (extra) must not reach the process
+        os.dup2(r, 3)
+        os.dup2(w, 4)
+        cid = itlib.new_id()
+        runtime._track(cid)
+        proc = subprocess.run(runtime.command("run", "--preserve-fds", "2", "--bundle", b.path,
+                                              cid), capture_output=True, text=True,
+                              pass_fds=(3, 4, extra), timeout=10)
+    finally:
+        for fd in (r, w, extra):
+            os.close(fd)
+    assert proc.returncode == 0, proc.stderr
+    report = itlib.parse_report(proc.stdout)
+    assert sorted(int(fd) for fd in report["fds"]) == [0, 1, 2, 3, 4]
+    assert report["fds"]["3"].startswith("pipe:")
+
+
+def test_kill_all_reaches_every_process(runtime, bundle):
+    b = bundle.make("b")
+    b.config["process"]["args"] = ["sh", "-c", "sleep 30 & sleep 30 & echo ready; wait"]
+    cid = itlib.new_id()
+    pid = running(runtime, b, cid)
+    children = [int(p) for p in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+    assert len(children) == 2
+    assert runtime.cmd("kill", "--all", cid, "KILL").returncode == 0
+    for p in [pid] + children:
+        assert itlib.wait_gone(p), p
+
+
+def test_fault_in_a_step_names_it_and_leaves_nothing(runtime, bundle):
+    if runtime.name != "pyrunc":
+        pytest.skip("PYRUNC_FAIL_STEP is pyrunc's fault injection")
+    b = bundle.make("b")
+    cid = itlib.new_id()
+    before = itlib.pids()
+    b.save()
+    runtime._track(cid)
+    proc = subprocess.run(runtime.command("run", "--bundle", b.path, cid), text=True,
+                          capture_output=True, timeout=10,
+                          env=dict(os.environ, PYRUNC_FAIL_STEP="masked_paths"))
+    itlib.assert_failed_cleanly(runtime, proc, cid, before, [cid])
+    assert proc.stderr.rstrip().endswith("[step: masked_paths]")
