@@ -40,7 +40,7 @@ def features():
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            "mountExtensions": {"idmap": {"enabled": True}},
         },
         "annotations": {"io.github.pyrunc.version": __version__},
     }
@@ -65,9 +65,6 @@ def unsupported_settings(config):
             found.append(("linux.personality.flags", "personality flags are not applied"))
     if process is not None and process.execCPUAffinity is not None:
         found.append(("process.execCPUAffinity", "CPU affinity is not implemented"))
-    for i, m in enumerate(config.mounts or ()):
-        if m.uidMappings or m.gidMappings:
-            found.append((f"mounts[{i}].uidMappings", "idmapped mounts are not implemented"))
     return found
 
 

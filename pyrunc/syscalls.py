@@ -64,6 +64,8 @@ SYS_ioprio_set = 251
 SYS_set_mempolicy = 238
 SYS_sched_setattr = 314
 SYS_seccomp = 317
+SYS_open_tree = 428
+SYS_move_mount = 429
 SYS_close_range = 436
 SYS_openat2 = 437
 SYS_mount_setattr = 442
@@ -271,12 +273,14 @@ AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
 
 
-def mount_setattr(fd, attr_set, attr_clr, recursive):
-    """mount_setattr(2) on the mount fd refers to (recursive read-only, nosuid...)."""
+def mount_setattr(fd, attr_set, attr_clr, recursive, userns_fd=0):
+    """mount_setattr(2) on the mount fd refers to (recursive read-only, nosuid, idmap...)."""
     if trace:
         trace(f"mount_setattr({fd}, set={attr_set:#x}, clr={attr_clr:#x}"
-              f"{', AT_RECURSIVE' if recursive else ''})")
-    attr = ffi.new("struct mount_attr *", {"attr_set": attr_set, "attr_clr": attr_clr})
+              f"{', AT_RECURSIVE' if recursive else ''}"
+              f"{f', userns_fd={userns_fd}' if userns_fd else ''})")
+    attr = ffi.new("struct mount_attr *", {"attr_set": attr_set, "attr_clr": attr_clr,
+                                           "userns_fd": userns_fd})
     flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
     syscall(SYS_mount_setattr, fd, cstr(""), flags, attr, ffi.sizeof("struct mount_attr"),
             what="mount_setattr")

@@ -37,9 +37,9 @@ def test_devpts_words_go_to_data():
     assert o.data == ["newinstance", "ptmxmode=0666", "mode=0620"]
 
 
-def test_idmap_is_refused_rather_than_ignored():
-    with pytest.raises(PyruncError, match="idmap"):
-        parse_options(["idmap"])
+def test_idmap_options_are_not_fs_data():
+    # the mapping itself comes from the mount's uidMappings/gidMappings (linux/idmap.py)
+    assert parse_options(["idmap", "ro"]).data == []
 
 
 def test_root_propagation_defaults_to_rprivate(monkeypatch):

@@ -62,7 +62,7 @@ def load_for_create(opts):
 
 def prepare(opts, bundle, config, ctx):
     """Everything that can fail on bad input, done before any fork."""
-    from pyrunc.linux import capabilities, namespaces, seccomp
+    from pyrunc.linux import capabilities, idmap, namespaces, seccomp
     linux = config.linux
     root = config.root.path
     ctx.rootfs = os.path.realpath(os.path.join(bundle, root))
@@ -79,6 +79,8 @@ def prepare(opts, bundle, config, ctx):
     for w in warnings:
         opts.log.warning(w)
     check_support(config, opts)
+    if any(idmap.wants_idmap(m) for m in config.mounts or ()):
+        ctx.idmap_fds = idmap.userns_fds(config.mounts)
     ctx.preserve_fds = opts.preserve_fds
     ctx.no_pivot = opts.no_pivot
     ctx.explain = opts.explain
@@ -143,7 +145,7 @@ def create(opts):
             ctx.channel = child
             c1_main(ctx)
         child.close()
-        for fd in (ctx.fifo_fd, ctx.proc_fd):
+        for fd in (ctx.fifo_fd, ctx.proc_fd, *(ctx.idmap_fds or {}).values()):
             os.close(fd)
         if console is not None:
             console.close()

@@ -72,6 +72,7 @@ class Context:
         self.ns = None              # namespaces.Plan
         self.caps = None            # capabilities.CapSets or None (keep the runtime's)
         self.seccomp = None         # seccomp.Filter or None
+        self.idmap_fds = None       # {mount index: user namespace fd} for idmapped mounts
         self.channel = None         # Channel to the parent
         self.fifo_fd = None         # O_PATH fd of exec.fifo (create only)
         self.proc_fd = None         # the host's /proc, to reopen the fifo after pivot_root

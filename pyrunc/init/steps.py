@@ -86,7 +86,7 @@ def step_rootfs_propagation(ctx):
 
 
 def step_mounts(ctx):
-    rootfs.mount_all(ctx.rootfs, ctx.config.mounts, ctx.bundle, ctx.in_userns)
+    rootfs.mount_all(ctx.rootfs, ctx.config.mounts, ctx.bundle, ctx.in_userns, ctx.idmap_fds)
 
 
 def step_devices(ctx):

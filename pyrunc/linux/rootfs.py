@@ -11,6 +11,7 @@ import stat
 
 from pyrunc import syscalls as sc
 from pyrunc.errors import PyruncError
+from pyrunc.linux import idmap
 
 # option -> (clear?, flag), runc's table (libcontainer/specconv)
 FLAG_OPTIONS = {
@@ -106,9 +107,7 @@ def parse_options(options):
         elif opt == "tmpcopyup":
             parsed.copyup = True
         elif opt in ("idmap", "ridmap"):
-            # refusing beats ignoring: the mount would not be what the config says
-            raise PyruncError(f"mount option {opt!r} is not supported by pyrunc",
-                              step="mounts")
+            pass  # the mount's uidMappings/gidMappings say how: see linux/idmap.py
         else:
             parsed.data.append(opt)
     return parsed
@@ -239,14 +238,14 @@ def parent_mount_private(rootfs):
         sc.mount(None, parent, None, sc.MS_PRIVATE, what=f"make {parent} private")
 
 
-def mount_all(rootfs, mounts, bundle, in_userns):
+def mount_all(rootfs, mounts, bundle, in_userns, idmap_fds=None):
     root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         read_only = []
         for i, m in enumerate(mounts or ()):
             where = f"mounts[{i}] ({m.destination})"
             try:
-                if mount_one(root_fd, m, bundle, in_userns):
+                if mount_one(root_fd, m, bundle, in_userns, (idmap_fds or {}).get(i)):
                     read_only.append((where, m))
             except OSError as e:
                 raise PyruncError(e.strerror, path=where, step="mounts", errno=e.errno) from None
@@ -277,8 +276,9 @@ def remount_read_only(root_fd, m):
         os.close(fd)
 
 
-def mount_one(root_fd, m, bundle, in_userns):
-    """Mount m; True when it is a tmpfs still to be made read-only (see mount_all)."""
+def mount_one(root_fd, m, bundle, in_userns, idmap_fd=None):
+    """Mount m; True when it is a tmpfs still to be made read-only (see mount_all).
+    idmap_fd: the user namespace an idmapped bind mount shifts ownership through."""
     opts = parse_options(m.options)
     data = ",".join(opts.data) or None
     if is_bind(m, opts):
@@ -291,8 +291,12 @@ def mount_one(root_fd, m, bundle, in_userns):
             raise OSError(e.errno, f"bind source {source}: {e.strerror}") from None
         fd = open_in_root(root_fd, m.destination, "dir" if src_is_dir else "file")
         try:
-            sc.mount(source, fd_path(fd), None, sc.MS_BIND | (opts.flags & sc.MS_REC),
-                     what="bind mount")
+            if idmap_fd is not None:
+                idmap.bind(source, fd, idmap_fd, recursive=bool(opts.flags & sc.MS_REC)
+                           or "ridmap" in (m.options or ()))
+            else:
+                sc.mount(source, fd_path(fd), None, sc.MS_BIND | (opts.flags & sc.MS_REC),
+                         what="bind mount")
         finally:
             os.close(fd)
         extra = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)

@@ -1,0 +1,89 @@
+"""Idmapped mounts (spec 1.2: a mount's uidMappings/gidMappings, options idmap/ridmap).
+
+The kernel shifts a mount's file ownership through a user namespace attached to it
+(mount_setattr MOUNT_ATTR_IDMAP). The parent makes that namespace before any fork, as a
+throw-away process whose maps it writes from the host (so host ids are allowed, whatever
+namespace the container has), and keeps only the namespace's fd. The maps are written as
+given, in the format of linux.uidMappings: a file owned by containerID on disk is seen as
+hostID through the mount (the same mapping as the container's own makes its root-owned
+image files appear as its root).
+"""
+import os
+
+from pyrunc import syscalls as sc
+from pyrunc.errors import PyruncError
+from pyrunc.linux.userns import map_text
+
+OPEN_TREE_CLONE = 1
+MOVE_MOUNT_F_EMPTY_PATH = 0x04
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
+MOUNT_ATTR_IDMAP = 0x00100000
+
+
+def wants_idmap(m):
+    return bool(m.uidMappings or m.gidMappings) or any(
+        o in ("idmap", "ridmap") for o in m.options or ())
+
+
+def userns_fds(mounts):
+    """{mount index: fd of a user namespace with that mount's maps}, for the mounts asking."""
+    fds = {}
+    try:
+        for i, m in enumerate(mounts or ()):
+            if not wants_idmap(m):
+                continue
+            where = f"mounts[{i}] ({m.destination})"
+            if not (m.uidMappings and m.gidMappings):
+                raise PyruncError("an idmapped mount needs uidMappings and gidMappings",
+                                  path=where, step="mounts")
+            fds[i] = _userns_with(map_text(m.uidMappings), map_text(m.gidMappings), where)
+    except BaseException:
+        for fd in fds.values():
+            os.close(fd)
+        raise
+    return fds
+
+
+def _userns_with(uid_map, gid_map, where):
+    ready_r, ready_w = os.pipe()
+    hold_r, hold_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(ready_r)
+            os.close(hold_w)
+            sc.unshare(sc.CLONE_NEWUSER)
+            os.write(ready_w, b"1")
+            os.read(hold_r, 1)  # until the parent has the namespace's fd
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    os.close(hold_r)
+    try:
+        if os.read(ready_r, 1) != b"1":
+            raise PyruncError("could not make the mount's user namespace", path=where,
+                              step="mounts")
+        for name, text in (("uid_map", uid_map), ("gid_map", gid_map)):
+            try:
+                with open(f"/proc/{pid}/{name}", "w") as f:
+                    f.write(text)
+            except OSError as e:
+                raise PyruncError(f"write {name}: {e.strerror}", path=where, step="mounts",
+                                  errno=e.errno) from None
+        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(ready_r)
+        os.close(hold_w)
+        os.waitpid(pid, 0)
+
+
+def bind(source, target_fd, userns_fd, recursive):
+    """Clone the source's mount tree, idmap it, attach it on target_fd."""
+    flags = OPEN_TREE_CLONE | os.O_CLOEXEC | (sc.AT_RECURSIVE if recursive else 0)
+    tree = sc.syscall(sc.SYS_open_tree, -100, sc.cstr(source), flags, what="open_tree")
+    try:
+        sc.mount_setattr(tree, MOUNT_ATTR_IDMAP, 0, recursive, userns_fd=userns_fd)
+        sc.syscall(sc.SYS_move_mount, tree, sc.cstr(""), target_fd, sc.cstr(""),
+                   MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH, what="move_mount")
+    finally:
+        os.close(tree)
