@@ -51,7 +51,8 @@
  *                  errno: the call's errno (errno; 0 when ERRNO's data is 0), or the failing
  *                  step's (setup: step is mmap, clone, sigaction, no_new_privs or seccomp);
  *                  signal: what killed the child (kill is SIGSYS); data: a trap's
- *                  SECCOMP_RET_DATA. Needs mmap, clone, prctl, seccomp, ioctl, poll, wait4,
+ *                  SECCOMP_RET_DATA; timeout: no answer in 5 s (the child is killed).
+ *                  Needs mmap, clone, prctl, seccomp, ioctl, poll, wait4,
  *                  nanosleep, rt_sigaction and kill, besides the call itself.
  *   stdin          read fd 0 to EOF (up to 64 KiB) -> {"errno": E, "text": "..."}
  *   err=TEXT       write TEXT and a newline to fd 2 -> {"errno": E}

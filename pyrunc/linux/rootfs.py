@@ -561,6 +561,8 @@ def mask_path(path):
     try:
         st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
+        if sc.trace:
+            sc.trace(f"  {path} is absent: skipped")
         return
     if stat.S_ISDIR(st.st_mode):
         sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY, None, what=f"mask {path}")
@@ -573,6 +575,8 @@ def readonly_path(path):
         sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC, what=f"bind {path}")
     except OSError as e:
         if e.errno in (2, 20):  # ENOENT, ENOTDIR: skipped, as runc does
+            if sc.trace:
+                sc.trace(f"  {path} is absent: skipped")
             return
         raise
     keep = current_flags(path) & REMOUNT_KEEP

@@ -215,7 +215,7 @@ def _groups(node):
     return tuple((c,) for c in conds) if repeated else (tuple(conds),)
 
 
-def _check(seccomp):
+def check_section(seccomp):
     """Everything about the section that needs no libseccomp; raises PyruncError."""
     p = seccomp._path
     default = _action(seccomp.defaultAction, seccomp.defaultErrnoRet,
@@ -285,7 +285,7 @@ def _version():
     return f"{v.major}.{v.minor}.{v.micro}"
 
 
-def _resolver():
+def syscall_resolver():
     """name -> its syscall number for libseccomp, None when unknown. Names foreign to the
     native architecture resolve to negative pseudo numbers, which rules accept."""
     lib = _libseccomp()[1]
@@ -317,7 +317,7 @@ def _export(section, what):
     """Compile with libseccomp; return (BPF or PFC bytes, [(rule index, name index)] of
     the names libseccomp does not know)."""
     ffi, lib = _libseccomp()
-    resolve = _resolver()
+    resolve = syscall_resolver()
     ctx = lib.seccomp_init(section.default)
     if ctx == ffi.NULL:
         raise _error(f"libseccomp refuses {section.node.defaultAction} as default action "
@@ -532,7 +532,7 @@ def prepare(seccomp, warnings, strict, cache_dir=None):
     """
     if seccomp is None:
         return None
-    section = _check(seccomp)
+    section = check_section(seccomp)
     flags = _flags(section, warnings, strict)
     bpf, unknown = _compile_cached(section, cache_dir, warnings)
     _report_unknown(section, unknown, warnings, strict)
@@ -584,7 +584,7 @@ def export_pfc(seccomp, warnings):
     """libseccomp's pseudo filter code for the same filter prepare() builds."""
     if seccomp is None:
         raise _error("no seccomp section: every syscall is allowed", "linux.seccomp")
-    section = _check(seccomp)
+    section = check_section(seccomp)
     pfc, unknown = _export(section, "pfc")
     _report_unknown(section, unknown, warnings, False)
     return pfc.decode()
@@ -616,8 +616,8 @@ def summarize(seccomp, warnings):
     Follows libseccomp: a rule without conditions decides its syscalls alone."""
     if seccomp is None:
         return [("everything else", "allow (no seccomp filter)")]
-    section = _check(seccomp)
-    resolve = _resolver()
+    section = check_section(seccomp)
+    resolve = syscall_resolver()
     rules_of = {}
     for rule in section.rules:
         for j, name in enumerate(rule.names):
@@ -675,9 +675,9 @@ def analyze(seccomp):
         return [("high", "linux.seccomp", "no seccomp filter: the container can make every "
                  "syscall the kernel offers (Docker's default profile denies about 50, e.g. "
                  "keyctl, bpf, kexec_load, open_by_handle_at)")]
-    section = _check(seccomp)
+    section = check_section(seccomp)
     _arch_tokens(section)
-    resolve = _resolver()
+    resolve = syscall_resolver()
     p, default = section.path, section.default
     effective = section.effective()
     findings = []
