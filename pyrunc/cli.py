@@ -297,8 +297,9 @@ def usage():
                "what a config does.")
 
 
-def parse_command(command, cargs):
-    """(args, run) for the command, or (None, None) after --help."""
+def parse_command(command, cargs, global_root=None):
+    """(args, run) for the command, or (None, None) after --help. global_root: a --root
+    given before the command, passed on to teaching commands that have their own."""
     if command in COMMANDS:
         options, positionals, run, _ = COMMANDS[command]
         args = parse(cargs, options, positionals, f"pyrunc {command}")
@@ -308,7 +309,10 @@ def parse_command(command, cargs):
     module = __import__(module_name, fromlist=["run"])
     p = argparse.ArgumentParser(prog=f"pyrunc {command}", description=summary)
     module.configure(p)
-    return p.parse_args(cargs), lambda args, g, log: module.run(args)
+    args = p.parse_args(cargs)
+    if global_root and getattr(args, "root", False) is None:
+        args.root = global_root
+    return args, lambda args, g, log: module.run(args)
 
 
 def main(argv=None):
@@ -329,7 +333,8 @@ def main(argv=None):
             raise UsageError(f"unknown command {command!r}")
         if g.log_format not in ("text", "json"):
             raise UsageError(f"--log-format {g.log_format!r}: text or json")
-        args, run = parse_command(command, cargs)
+        explicit_root = any(a.lstrip("-").split("=")[0] == "root" for a in gargs)
+        args, run = parse_command(command, cargs, g.root if explicit_root else None)
         if args is None:
             return 0
     except UsageError as e:
