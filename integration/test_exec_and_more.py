@@ -31,7 +31,11 @@ def test_exec_joins_every_namespace_and_keeps_the_process_settings(runtime, bund
         assert report["ns"][name] == os.stat(f"/proc/{pid}/ns/{name}").st_ino, name
     assert report["status"]["CapEff"] == "0000000000000400"
     assert report["status"]["CapBnd"] == "0000000000000400"
-    assert report["rlimits"]["RLIMIT_NOFILE"] == [123, 321]
+    soft, hard = report["rlimits"]["RLIMIT_NOFILE"]
+    assert hard == 321
+    # runc 1.1.5 sets an exec'd process's rlimits from outside, racing with it: the probe
+    # sees soft 123 or 321 from one run to the next; pyrunc sets them before execve
+    assert soft == 123 or (runtime.name == "runc" and soft == 321)
     assert report["pid"] != 1  # a new process beside the init, in its pid namespace
     # only stdio: nothing of the runtime's reaches the exec'd process
     assert sorted(int(fd) for fd in report["fds"]) == [0, 1, 2]

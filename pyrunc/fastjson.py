@@ -49,8 +49,17 @@ _encoder = _json.make_encoder(None, _unsupported, _json.encode_basestring_ascii,
                               ": ", ", ", False, False, True)
 
 
+_compact_sorted = _json.make_encoder(None, _unsupported, _json.encode_basestring_ascii, None,
+                                     ":", ",", True, False, True)
+
+
 def dumps(obj):
     return "".join(_encoder(obj, 0))
+
+
+def dumps_canonical(obj):
+    """Sorted keys, no spaces: the same text for the same data, for hashing."""
+    return "".join(_compact_sorted(obj, 0))
 
 
 def dumps_indented(obj, indent="  ", _level=0):

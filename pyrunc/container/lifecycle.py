@@ -11,7 +11,6 @@ import select
 import time
 
 from pyrunc import fastjson, timing
-from pyrunc import syscalls as sc
 from pyrunc.container.state import Container, list_ids, now_rfc3339, proc_start_time
 from pyrunc.errors import PyruncError
 
@@ -278,10 +277,10 @@ def start_created(container, opts):
     if len(output) > 1:
         text = output[1:].decode(errors="replace").strip()
         raise PyruncError(text.removeprefix(f"pyrunc: {container.id}: "))
-    config = _stored_config(container)
-    from pyrunc.linux import hooks
-    if config.hooks and config.hooks.poststart:
-        hooks.run_hooks("poststart", config.hooks.poststart, container.hook_state("running"),
+    poststart = _stored_hooks(container, "poststart")
+    if poststart:
+        from pyrunc.linux import hooks
+        hooks.run_hooks("poststart", poststart, container.hook_state("running"),
                         warn_only=True, warn=opts.log.warning)
 
 
@@ -311,10 +310,22 @@ def _read_until_exec(fd, pid):
     return b"".join(chunks)
 
 
-def _stored_config(container):
+def _stored_config(container, raw=None):
     from pyrunc.spec import load_config
+    if raw is None:
+        with open(container.config_file, "rb") as f:
+            raw = fastjson.loads(f.read())
+    return load_config(raw)[0]
+
+
+def _stored_hooks(container, kind):
+    """The container's hooks of one kind (model nodes), or None. The whole config is only
+    modelled when it has such hooks: start and delete would otherwise pay for it always."""
     with open(container.config_file, "rb") as f:
-        return load_config(fastjson.loads(f.read()))[0]
+        raw = fastjson.loads(f.read())
+    if not (raw.get("hooks") or {}).get(kind):
+        return None
+    return getattr(_stored_config(container, raw).hooks, kind)
 
 
 # -- state, list, kill, delete
@@ -406,14 +417,14 @@ def delete(opts, force=False):
         for pid in pids_of(container) or [container.pid]:
             _kill_and_wait(pid)
     try:
-        config = _stored_config(container)
-    except (OSError, PyruncError):
-        config = None
+        poststop = _stored_hooks(container, "poststop")
+    except (OSError, ValueError, PyruncError):
+        poststop = None  # a damaged copy must not keep the container from going
     hook_state = container.hook_state("stopped")
     container.remove()
-    if config is not None and config.hooks and config.hooks.poststop:
+    if poststop:
         from pyrunc.linux import hooks
-        hooks.run_hooks("poststop", config.hooks.poststop, hook_state, warn_only=True,
+        hooks.run_hooks("poststop", poststop, hook_state, warn_only=True,
                         warn=opts.log.warning)
 
 
@@ -430,6 +441,7 @@ def run(opts):
     console = None
     if not opts.detach:
         # the init is our grandchild: as a subreaper we inherit it and can wait for it
+        from pyrunc import syscalls as sc  # here: state, start, delete need no cffi
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1, what="prctl PR_SET_CHILD_SUBREAPER")
         if not opts.console_socket:
             # a terminal without --console-socket: we hold the pty master ourselves, as runc
