@@ -124,3 +124,21 @@ def test_sysctl_needs_its_namespace_in_the_config():
                                      if n["type"] != "network"]
     config["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
     assert "network namespace" in error_of(config).message
+
+
+def test_rootless_maps_must_stay_in_the_callers_subordinate_ranges(tmp_path):
+    from pyrunc.linux.userns import check_subordinate
+    (tmp_path / "subuid").write_text("alice:200000:65536\nbob:300000:65536\n")
+    (tmp_path / "subgid").write_text("alice:200000:65536\n")
+    config = default_spec(rootless=True)
+    config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1},
+                                      {"containerID": 1, "hostID": 200000, "size": 65536}]
+    config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1},
+                                      {"containerID": 1, "hostID": 200000, "size": 65536}]
+    linux = load(config)[0].linux
+    paths = dict(subuid=str(tmp_path / "subuid"), subgid=str(tmp_path / "subgid"))
+    check_subordinate(linux, 1000, 1000, "alice", **paths)    # own id + alice's ranges
+    check_subordinate(linux, 0, 0, "bob", **paths)            # root may map anything
+    with pytest.raises(PyruncError) as e:
+        check_subordinate(linux, 1000, 1000, "bob", **paths)  # bob's range is elsewhere
+    assert e.value.path == "linux.uidMappings[1]" and "not yours" in e.value.message

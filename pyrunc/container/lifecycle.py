@@ -68,6 +68,11 @@ def prepare(opts, bundle, config, ctx):
     if not os.path.isdir(ctx.rootfs):
         raise PyruncError(f"{ctx.rootfs} is not a directory", path="root.path", step="load")
     ctx.ns = namespaces.plan(linux.namespaces if linux else None)
+    if ctx.ns.new_user and os.geteuid() != 0:
+        import pwd
+        from pyrunc.linux import userns
+        userns.check_subordinate(linux, os.geteuid(), os.getegid(),
+                                 pwd.getpwuid(os.geteuid()).pw_name)
     if not ctx.ns.has("mount"):
         raise PyruncError("pyrunc needs a mount namespace (add {\"type\": \"mount\"})",
                           path="linux.namespaces", step="namespaces")
