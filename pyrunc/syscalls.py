@@ -139,19 +139,19 @@ def pivot_root(new_root, put_old):
 
 
 def sethostname(name):
-    if trace:
-        trace(f"sethostname({name!r})")
-    b = name.encode()
-    if libc.sethostname(b, len(b)) != 0:
-        _fail("sethostname")
+    _set_name(libc.sethostname, "sethostname", name)
 
 
 def setdomainname(name):
+    _set_name(libc.setdomainname, "setdomainname", name)
+
+
+def _set_name(call, label, name):
     if trace:
-        trace(f"setdomainname({name!r})")
+        trace(f"{label}({name!r})")
     b = name.encode()
-    if libc.setdomainname(b, len(b)) != 0:
-        _fail("setdomainname")
+    if call(b, len(b)) != 0:
+        _fail(label)
 
 
 def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0, what="prctl"):

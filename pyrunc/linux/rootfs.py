@@ -75,6 +75,11 @@ class MountOptions:
         self.copyup = False  # tmpcopyup (runc's extension): the tmpfs starts as a copy
 
 
+def _toggle(on, off, clear, bit):
+    """bit moved to `off` (clear) or to `on`: a later option overrides an earlier one."""
+    return (on & ~bit, off | bit) if clear else (on | bit, off & ~bit)
+
+
 def parse_options(options):
     """Split a mount's options into flags, propagation changes and the fs data string.
 
@@ -84,23 +89,12 @@ def parse_options(options):
     parsed = MountOptions()
     for opt in options or ():
         if opt in FLAG_OPTIONS:
-            clear, flag = FLAG_OPTIONS[opt]
-            if clear:
-                parsed.flags &= ~flag
-                parsed.clear |= flag
-            else:
-                parsed.flags |= flag
-                parsed.clear &= ~flag
+            parsed.flags, parsed.clear = _toggle(parsed.flags, parsed.clear, *FLAG_OPTIONS[opt])
         elif opt in PROPAGATION:
             parsed.propagation.append(PROPAGATION[opt])
         elif opt in ATTR_OPTIONS:
-            clear, attr = ATTR_OPTIONS[opt]
-            if clear:
-                parsed.attr_set &= ~attr
-                parsed.attr_clr |= attr
-            else:
-                parsed.attr_set |= attr
-                parsed.attr_clr &= ~attr
+            parsed.attr_set, parsed.attr_clr = _toggle(parsed.attr_set, parsed.attr_clr,
+                                                       *ATTR_OPTIONS[opt])
         elif opt in ATIME_OPTIONS:
             parsed.attr_set = parsed.attr_set & ~MOUNT_ATTR__ATIME | ATIME_OPTIONS[opt]
             parsed.attr_clr |= MOUNT_ATTR__ATIME
