@@ -298,7 +298,7 @@ def _read_until_exec(fd, pid):
     while True:
         events = poller.poll(100)
         if not events:
-            if not wrote and proc_start_time(pid)[0] is None:
+            if not wrote and not _alive(pid):
                 break  # the init died before opening its end: nothing will come
             continue
         data = os.read(fd, 4096)
@@ -308,11 +308,16 @@ def _read_until_exec(fd, pid):
         elif wrote:
             break
         else:
-            # POLLHUP before any writer: the init has not reopened the FIFO yet
-            time.sleep(0.001)
-            if proc_start_time(pid)[0] is None:
+            # POLLHUP with nothing written: the init opened its end and died
+            if not _alive(pid):
                 break
+            time.sleep(0.001)
     return b"".join(chunks)
+
+
+def _alive(pid):
+    start, letter = proc_start_time(pid)
+    return start is not None and letter not in ("Z", "X")
 
 
 def _stored_config(container, raw=None):
