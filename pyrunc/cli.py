@@ -109,7 +109,7 @@ def _opts(args, g, log, **kw):
             if prefix == "debug" and log.file:
                 log.debug(line)
             else:
-                sys.stderr.write(f"[{prefix} {os.getpid()}] {line}\n")
+                sys.stderr.write(f"[{prefix} {syscalls.role} {os.getpid()}] {line}\n")
                 sys.stderr.flush()
         syscalls.trace = explain
     return Options(root=g.root, id=getattr(args, "id", None), strict=g.strict, policy=g.policy,

@@ -13,6 +13,8 @@ libc = ffi.dlopen("libc.so.6")
 
 # --explain / --debug: a callable taking one line, e.g. 'mount("proc", "/proc", "proc", 0, NULL)'
 trace = None
+# which process is tracing: "runtime", then "child" (namespaces) and "init" after the forks
+role = "runtime"
 
 CLONE_NEWTIME = 0x00000080
 CLONE_NEWNS = 0x00020000
@@ -120,7 +122,9 @@ def setns(fd, nstype, what="setns"):
 
 def mount(source, target, fstype, flags, data=None, what=None):
     if trace:
-        trace(f'mount({source!r}, {target!r}, {fstype!r}, {mount_flag_names(flags)}, {data!r})')
+        shown = getattr(target, "shown", None)  # rootfs.FdPath: the container path too
+        where = f"{shown!r} (via {target})" if shown else repr(target)
+        trace(f"mount({source!r}, {where}, {fstype!r}, {mount_flag_names(flags)}, {data!r})")
     if libc.mount(_c(source), _c(target), _c(fstype), flags, _c(data)) != 0:
         _fail(what or f"mount {fstype or source}")
 

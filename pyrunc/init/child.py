@@ -13,6 +13,7 @@ from pyrunc.init.steps import EXEC_STEPS, INIT_STEPS, NAMESPACE_STEPS, run_steps
 def c1_main(ctx):
     """Never returns: whatever happens, this process ends here, not in the caller's code."""
     try:
+        sc.role = "child"
         # nothing in the container may ptrace or open /proc/PID/* of the runtime
         sc.prctl(sc.PR_SET_DUMPABLE, 0, what="prctl PR_SET_DUMPABLE")
         run_steps(ctx, NAMESPACE_STEPS)
@@ -35,6 +36,7 @@ def c1_main(ctx):
 
 
 def c2_main(ctx):
+    sc.role = "init"
     try:
         run_steps(ctx, EXEC_STEPS if ctx.exec_mode else INIT_STEPS)
     except BaseException as e:  # noqa: B036

@@ -122,14 +122,17 @@ def open_in_root(root_fd, path, create=None):
     """
     rel = path.lstrip("/") or "."
     try:
-        return sc.openat2(root_fd, rel, os.O_PATH | os.O_CLOEXEC, sc.RESOLVE_IN_ROOT)
+        fd = sc.openat2(root_fd, rel, os.O_PATH | os.O_CLOEXEC, sc.RESOLVE_IN_ROOT)
     except OSError as e:
         if e.errno != errno.ENOENT or create is None:
             raise
-    real = resolve_in_root(root_fd, path)
-    make_path(root_fd, real, create)
-    return sc.openat2(root_fd, real.lstrip("/") or ".", os.O_PATH | os.O_CLOEXEC,
-                      sc.RESOLVE_IN_ROOT)
+        real = resolve_in_root(root_fd, path)
+        make_path(root_fd, real, create)
+        fd = sc.openat2(root_fd, real.lstrip("/") or ".", os.O_PATH | os.O_CLOEXEC,
+                        sc.RESOLVE_IN_ROOT)
+    if sc.trace:
+        _opened[fd] = path
+    return fd
 
 
 def resolve_in_root(root_fd, path):
@@ -188,8 +191,19 @@ def make_path(root_fd, real, create):
         os.close(dfd)
 
 
+class FdPath(str):
+    """/proc/self/fd/N, the name the kernel resolves; `shown` is the container path it
+    stands for, which --explain prints beside it."""
+    shown = None
+
+
+_opened = {}  # fd -> the path open_in_root resolved, kept only while tracing
+
+
 def fd_path(fd):
-    return f"/proc/self/fd/{fd}"
+    path = FdPath(f"/proc/self/fd/{fd}")
+    path.shown = _opened.get(fd)
+    return path
 
 
 def current_flags(path):
