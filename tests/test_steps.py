@@ -67,3 +67,20 @@ def test_architecture_doc_lists_the_steps_in_order():
                        ("- C2 (`exec`):", steps.EXEC_STEPS)):
         bullet = doc[doc.index(label) + len(label):].split("\n- ")[0].split("\n\n")[0]
         assert re.findall(r"`(\w+)`", bullet) == names(seq), label
+
+
+def test_optional_modules_are_preloaded_only_when_the_config_needs_them():
+    import subprocess
+    import sys
+    code = ("import sys; from pyrunc.init import steps; from pyrunc.spec import load_config; "
+            "from pyrunc.spec.defaults import default_spec; d = default_spec(); "
+            "c, _ = load_config(d); steps.preload(c, c.process); "
+            "a = {m for m in ('pyrunc.linux.terminal', 'pyrunc.linux.seccomp') if m in sys.modules}; "
+            "d['process']['terminal'] = True; "
+            "d['linux']['seccomp'] = {'defaultAction': 'SCMP_ACT_ALLOW'}; "
+            "c, _ = load_config(d); steps.preload(c, c.process); "
+            "b = {m for m in ('pyrunc.linux.terminal', 'pyrunc.linux.seccomp') if m in sys.modules}; "
+            "print(sorted(a), sorted(b))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[] ['pyrunc.linux.seccomp', 'pyrunc.linux.terminal']"

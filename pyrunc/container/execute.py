@@ -68,7 +68,8 @@ def join_plan(config, init_pid):
 def exec_process(opts, args):
     from pyrunc.init.child import c1_main
     from pyrunc.init.context import Channel, Context
-    from pyrunc.linux import capabilities, seccomp
+    from pyrunc.init.steps import preload
+    from pyrunc.linux import capabilities
     from pyrunc.spec.model import load_process
     container = Container.load(opts.root, opts.id)
     status = container.status()
@@ -88,8 +89,11 @@ def exec_process(opts, args):
     ctx.ns = join_plan(config, container.pid)
     ctx.caps = capabilities.prepare(proc.capabilities, warnings, opts.strict)
     linux = config.linux
-    ctx.seccomp = seccomp.prepare(linux.seccomp if linux else None, warnings, opts.strict,
-                                  cache_dir=os.path.join(opts.root, ".seccomp-cache"))
+    preload(config, proc)
+    if linux is not None and linux.seccomp is not None:
+        from pyrunc.linux import seccomp
+        ctx.seccomp = seccomp.prepare(linux.seccomp, warnings, opts.strict,
+                                      cache_dir=os.path.join(opts.root, ".seccomp-cache"))
     for w in warnings:
         opts.log.warning(w)
     console = None

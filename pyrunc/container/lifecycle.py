@@ -61,7 +61,9 @@ def load_for_create(opts):
 
 def prepare(opts, bundle, config, ctx):
     """Everything that can fail on bad input, done before any fork."""
-    from pyrunc.linux import capabilities, idmap, namespaces, seccomp
+    from pyrunc.init.steps import preload
+    from pyrunc.linux import capabilities, idmap, namespaces
+    preload(config, config.process)
     linux = config.linux
     root = config.root.path
     ctx.rootfs = os.path.realpath(os.path.join(bundle, root))
@@ -78,8 +80,10 @@ def prepare(opts, bundle, config, ctx):
                           path="linux.namespaces", step="namespaces")
     warnings = []
     ctx.caps = capabilities.prepare(config.process.capabilities, warnings, opts.strict)
-    ctx.seccomp = seccomp.prepare(linux.seccomp if linux else None, warnings, opts.strict,
-                                  cache_dir=os.path.join(opts.root, ".seccomp-cache"))
+    if linux is not None and linux.seccomp is not None:
+        from pyrunc.linux import seccomp
+        ctx.seccomp = seccomp.prepare(linux.seccomp, warnings, opts.strict,
+                                      cache_dir=os.path.join(opts.root, ".seccomp-cache"))
     for w in warnings:
         opts.log.warning(w)
     check_support(config, opts)

@@ -13,8 +13,18 @@ import os
 from pyrunc import syscalls as sc
 from pyrunc import timing
 from pyrunc.errors import PyruncError, from_oserror
-from pyrunc.linux import capabilities, dmz, hooks, namespaces, net, process, rootfs, seccomp
-from pyrunc.linux import terminal
+from pyrunc.linux import capabilities, dmz, hooks, namespaces, net, process, rootfs
+
+# After pivot_root nothing can be imported. The modules every init needs are imported above;
+# those only some configs need (termios and seccomp's tables cost ~2 ms) are imported by
+# the parent through preload(), and the steps below find them already loaded.
+
+
+def preload(config, proc):
+    if proc.terminal:
+        from pyrunc.linux import terminal  # noqa: F401
+    if config.linux is not None and config.linux.seccomp is not None:
+        from pyrunc.linux import seccomp  # noqa: F401
 
 
 def _linux(ctx, key):
@@ -190,6 +200,7 @@ def step_personality(ctx):
 
 
 def step_terminal(ctx):
+    from pyrunc.linux import terminal  # preloaded
     master, slave = terminal.open_pty()
     size = ctx.process.consoleSize
     terminal.send_fd(ctx.console_fd, master)
@@ -208,6 +219,7 @@ def step_no_new_privileges(ctx):
 
 
 def load_seccomp(ctx):
+    from pyrunc.linux import seccomp  # preloaded
     listener = seccomp.load(ctx.seccomp)
     if listener is not None:
         # SCMP_ACT_NOTIFY: the parent, in the host's namespaces, hands it to listenerPath
