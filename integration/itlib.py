@@ -431,3 +431,32 @@ def parse_created(text):
     zone = "+00:00" if m.group(3) == "Z" else m.group(3)
     return datetime.fromisoformat(f"{m.group(1)}.{frac}{zone}").astimezone(timezone.utc)
 
+
+
+# ---- masked and read-only paths, as the probe sees them ----
+
+def masked_paths_words(masked):
+    """Probe words that read each masked path (as a file and as a directory), and try
+    writes where read-only /proc paths must refuse them."""
+    return [w for p in masked for w in (f"read={p}", f"ls={p}")] + [
+        "openw=/proc/sys/kernel/hostname", "openw=/proc/sysrq-trigger"]
+
+
+def assert_masked_and_readonly(report, masked, readonly):
+    """Masked: absent inside when absent on the host, else an empty directory or a file
+    that reads empty. Read-only: mounted ro, and /proc/sys refuses writes with EROFS."""
+    import errno
+    for path in masked:
+        if not os.path.exists(path):
+            assert report.errno(f"read={path}") == errno.ENOENT, path
+        elif os.path.isdir(path):
+            assert report.result(f"ls={path}")["entries"] == [], path
+        else:
+            assert report.result(f"read={path}")["bytes"] == 0, path
+    for path in readonly:
+        if os.path.exists(path):
+            assert "ro" in report.options(path), path
+    assert report.errno("openw=/proc/sys/kernel/hostname") == errno.EROFS
+    # some kernels (this VM's) are built without magic SysRq
+    want = errno.EROFS if os.path.exists("/proc/sysrq-trigger") else errno.ENOENT
+    assert report.errno("openw=/proc/sysrq-trigger") == want

@@ -219,29 +219,11 @@ def test_readonly_root_with_tmpfs(runtime, bundle, probe):
 
 # ---- masked and read-only paths ----
 
-def masked_words(paths):
-    return [w for p in paths for w in (f"read={p}", f"ls={p}")]
-
-
 def test_masked_and_readonly_paths(runtime, bundle, probe):
     frag = fragment("masked-readonly-paths")["linux"]
     b = with_fragment(bundle, "masked-readonly-paths")
-    report = probe(b, *masked_words(frag["maskedPaths"]), "openw=/proc/sys/kernel/hostname",
-                   "openw=/proc/sysrq-trigger")
-    for path in frag["maskedPaths"]:
-        if not os.path.exists(path):
-            # not on this kernel (e.g. /proc/kcore, /sys/fs/selinux here): absent inside too
-            assert report.errno(f"read={path}") == errno.ENOENT, path
-        elif os.path.isdir(path):
-            assert report.result(f"ls={path}")["entries"] == [], path
-        else:
-            assert report.result(f"read={path}")["bytes"] == 0, path
-    for path in frag["readonlyPaths"]:
-        if os.path.exists(path):
-            assert "ro" in report.options(path), path
-    assert report.errno("openw=/proc/sys/kernel/hostname") == errno.EROFS
-    want = errno.EROFS if os.path.exists("/proc/sysrq-trigger") else errno.ENOENT
-    assert report.errno("openw=/proc/sysrq-trigger") == want
+    report = probe(b, *itlib.masked_paths_words(frag["maskedPaths"]))
+    itlib.assert_masked_and_readonly(report, frag["maskedPaths"], frag["readonlyPaths"])
 
 
 def test_masked_and_readonly_paths_control(runtime, bundle, probe):

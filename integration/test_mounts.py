@@ -3,6 +3,7 @@ import errno
 import os
 import stat
 
+from integration import itlib
 from integration.itlib import ST_NODEV, ST_NOEXEC, ST_NOSUID, ST_RDONLY, TMPFS_MAGIC
 
 
@@ -153,21 +154,5 @@ def test_default_masked_and_readonly_paths(runtime, bundle, probe):
     b = bundle.make("b")
     masked = b.config["linux"]["maskedPaths"]
     readonly = b.config["linux"]["readonlyPaths"]
-    words = [f"read={p}" for p in masked] + [f"ls={p}" for p in masked]
-    words += ["openw=/proc/sys/kernel/hostname", "openw=/proc/sysrq-trigger"]
-    report = probe(b, *words)
-    for path in masked:
-        if not os.path.exists(path):
-            # absent on the host, absent in the container: nothing to mask
-            assert report.errno(f"read={path}") == errno.ENOENT, path
-        elif os.path.isdir(path):
-            assert report.result(f"ls={path}")["entries"] == [], path
-        else:
-            assert report.result(f"read={path}")["bytes"] == 0, path
-    for path in readonly:
-        if os.path.exists(path):
-            assert "ro" in report.options(path), path
-    assert report.errno("openw=/proc/sys/kernel/hostname") == errno.EROFS
-    # some kernels (this VM's) are built without magic SysRq
-    want = errno.EROFS if os.path.exists("/proc/sysrq-trigger") else errno.ENOENT
-    assert report.errno("openw=/proc/sysrq-trigger") == want
+    report = probe(b, *itlib.masked_paths_words(masked))
+    itlib.assert_masked_and_readonly(report, masked, readonly)

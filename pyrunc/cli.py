@@ -102,18 +102,23 @@ def _opts(args, g, log, **kw):
     from pyrunc.container.lifecycle import Options
     explain = None
     if getattr(args, "explain", False) or g.debug:
-        from pyrunc import syscalls
-        prefix = "explain" if getattr(args, "explain", False) else "debug"
-
-        def explain(line):
-            if prefix == "debug" and log.file:
-                log.debug(line)
-            else:
-                sys.stderr.write(f"[{prefix} {syscalls.role} {os.getpid()}] {line}\n")
-                sys.stderr.flush()
-        syscalls.trace = explain
+        explain = _tracer("explain" if getattr(args, "explain", False) else "debug", log)
     return Options(root=g.root, id=getattr(args, "id", None), strict=g.strict, policy=g.policy,
                    debug=g.debug, log=log, explain=explain, **kw)
+
+
+def _tracer(prefix, log):
+    """The callable steps and syscalls report to: stderr, or the log file with --debug."""
+    from pyrunc import syscalls
+
+    def trace(line):
+        if prefix == "debug" and log.file:
+            log.debug(line)
+        else:
+            sys.stderr.write(f"[{prefix} {syscalls.role} {os.getpid()}] {line}\n")
+            sys.stderr.flush()
+    syscalls.trace = trace
+    return trace
 
 
 def _create_kw(args):

@@ -683,6 +683,21 @@ static void x_rw(const char *path)
     close(fd);
 }
 
+/* Read fd until EOF or size bytes; *total says how many; returns 0 or the errno. */
+static int read_up_to(int fd, char *buf, size_t size, size_t *total)
+{
+    for (;;) {
+        ssize_t n = read(fd, buf + *total, size - *total);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno;
+        }
+        if (n == 0 || (*total += (size_t)n) == size)
+            return 0;
+    }
+}
+
 static void x_read(const char *path)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -692,18 +707,7 @@ static void x_read(const char *path)
     }
     static char buf[1 << 20];
     size_t total = 0;
-    int e = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf + total, sizeof buf - total);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            e = errno;
-            break;
-        }
-        if (n == 0 || (total += (size_t)n) == sizeof buf)
-            break;
-    }
+    int e = read_up_to(fd, buf, sizeof buf, &total);
     close(fd);
     x_errno(e);
     kv_int("bytes", (long long)total);
@@ -763,18 +767,7 @@ static void x_stdin(void)
 {
     static char buf[65536];
     size_t total = 0;
-    int e = 0;
-    for (;;) {
-        ssize_t n = read(0, buf + total, sizeof buf - total);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            e = errno;
-            break;
-        }
-        if (n == 0 || (total += (size_t)n) == sizeof buf)
-            break;
-    }
+    int e = read_up_to(0, buf, sizeof buf, &total);
     x_errno(e);
     key("text");
     str_n(buf, total);

@@ -1,8 +1,6 @@
 """Mount options split into flags, propagation, recursive attributes and fs data (runc's table)."""
-import pytest
 
 from pyrunc import syscalls as sc
-from pyrunc.errors import PyruncError
 from pyrunc.linux.rootfs import parse_options
 
 
