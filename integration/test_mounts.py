@@ -3,6 +3,8 @@ import errno
 import os
 import stat
 
+import pytest
+
 from integration import itlib
 from integration.itlib import ST_NODEV, ST_NOEXEC, ST_NOSUID, ST_RDONLY, TMPFS_MAGIC
 
@@ -156,3 +158,26 @@ def test_default_masked_and_readonly_paths(runtime, bundle, probe):
     readonly = b.config["linux"]["readonlyPaths"]
     report = probe(b, *itlib.masked_paths_words(masked))
     itlib.assert_masked_and_readonly(report, masked, readonly)
+
+
+def test_cgroup_v1_mount_is_read_only_as_asked(runtime, bundle, probe, request):
+    if runtime.name == "runc":
+        request.applymarker(pytest.mark.xfail(
+            reason="runc 1.1.5 leaves the tmpfs holding the v1 hierarchies read-write",
+            strict=True))
+    b = bundle.make("b")
+    assert any(m["type"] == "cgroup" and "ro" in m["options"] for m in b.config["mounts"])
+    report = probe(b, "statfs=/sys/fs/cgroup")
+    assert report.result("statfs=/sys/fs/cgroup")["flags"] & ST_RDONLY
+
+
+def test_tmpfs_mode_over_an_existing_directory(runtime, bundle, probe, request):
+    if runtime.name == "runc":
+        request.applymarker(pytest.mark.xfail(
+            reason="runc 1.1.5 gives the tmpfs the mode of the directory it covers",
+            strict=True))
+    b = bundle.make("b")
+    os.chmod(os.path.join(b.rootfs, "tmp"), 0o755)
+    b.add_mount("/tmp", "tmpfs", "tmpfs", ["nosuid", "nodev", "mode=1770"])
+    report = probe(b, "stat=/tmp")
+    assert stat.S_IMODE(report.result("stat=/tmp")["mode"]) == 0o1770
