@@ -7,6 +7,7 @@ test asserts what really happens; the example's README gives the evidence.
 import errno
 import json
 import os
+import signal
 import stat
 
 from integration import itlib
@@ -83,7 +84,7 @@ def test_capabilities_for_a_non_root_user(runtime, bundle, probe):
 def test_seccomp_whitelist(runtime, bundle, probe):
     b = with_fragment(bundle, "seccomp-whitelist")
     report = probe(b, "call=socket_inet", "statfs=/", "kill=10", "call=close_range",
-                   "call=pidfd_open", "call=statx")
+                   "call=pidfd_open", "call=statx", "i386=20", "i386=434")
     assert report["status"]["Seccomp"] == "2"
     assert int(report["status"]["Seccomp_filters"]) >= 1
     # listed calls work (and the probe, a static glibc binary, started and wrote its report)
@@ -96,14 +97,31 @@ def test_seccomp_whitelist(runtime, bundle, probe):
     # calls are refused. The spec's answer is defaultAction SCMP_ACT_ERRNO = EPERM; runc
     # answers ENOSYS for calls newer than the profile's newest (its -ENOSYS stub, so that
     # glibc falls back), and glibc's statx() then emulates statx with fstatat
+    # SCMP_ARCH_X86 is in the filter: 32-bit calls (int $0x80) get the same rules, getpid
+    # (20) allowed and pidfd_open (434) refused; an arch missing from it kills the caller,
+    # and the probe could not report at all
+    assert report.errno("i386=20") == 0
     if runtime.name == "runc":
         assert report.errno("call=close_range") == errno.ENOSYS
         assert report.errno("call=pidfd_open") == errno.ENOSYS
+        assert report.errno("i386=434") == errno.ENOSYS
         assert report.errno("call=statx") == 0
     else:
         assert report.errno("call=close_range") == errno.EPERM
         assert report.errno("call=pidfd_open") == errno.EPERM
+        assert report.errno("i386=434") == errno.EPERM
         assert report.errno("call=statx") == errno.EPERM
+
+
+def test_seccomp_whitelist_control_without_x86(runtime, bundle):
+    # the same list without SCMP_ARCH_X86: a 32-bit call hits libseccomp's bad-arch action
+    # (kill), so the architectures line of the article is what keeps such calls filtered
+    b = with_fragment(bundle, "seccomp-whitelist")
+    b.config["linux"]["seccomp"]["architectures"] = ["SCMP_ARCH_X86_64"]
+    b.probe_args("i386=20")
+    proc = runtime.run(b, itlib.new_id())
+    assert proc.returncode == 128 + signal.SIGSYS, (proc.returncode, proc.stderr)
+    assert proc.stdout == ""
 
 
 def test_seccomp_socket_filter(runtime, bundle, probe):

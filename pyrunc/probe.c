@@ -37,6 +37,9 @@
  *                  on a read-only mount, even for a user without write permission; a
  *                  symlink is not followed) -> {"errno": E}
  *   ifflags=NAME   SIOCGIFFLAGS of network interface NAME -> {"errno": E, "flags": F}
+ *   i386=NR        syscall NR of the 32-bit x86 ABI (int $0x80, arguments 0): shows that a
+ *                  seccomp filter covers SCMP_ARCH_X86 (an arch it lacks kills the caller)
+ *                  -> {"errno": E}           (0 = the kernel allowed it)
  *   sys=NR[,A0..A5]  what the seccomp filter does with syscall NR and these arguments
  *                  (decimal or 0x hex), without ever running it: a child (clone with a
  *                  shared fd table) adds a filter of its own that hands NR to the probe as a
@@ -825,6 +828,18 @@ static void x_ifflags(const char *name)
         kv_int("flags", (unsigned short)ifr.ifr_flags);
 }
 
+static void x_i386(const char *nr)
+{
+    long ret = atol(nr);
+#if defined(__x86_64__)
+    __asm__ volatile("int $0x80" : "+a"(ret) : "b"(0), "c"(0), "d"(0) : "memory");
+    x_errno(ret < 0 && ret > -4096 ? (int)-ret : 0);
+#else
+    (void)ret;
+    x_errno(ENOSYS);
+#endif
+}
+
 /* ---- sys=: what the seccomp filter does with a call, without running it ---- */
 
 struct sys_shared {               /* in a MAP_SHARED page: written by the child */
@@ -1081,6 +1096,8 @@ int main(int argc, char **argv)
             x_chmod(arg);
         else if (IS("ifflags"))
             x_ifflags(arg);
+        else if (IS("i386"))
+            x_i386(arg);
         else if (IS("sys"))
             x_sys(arg);
         else
