@@ -57,3 +57,14 @@ def test_features_lists_only_implemented_things(capsys):
     assert "CAP_NET_BIND_SERVICE" in f["linux"]["capabilities"]
     assert f["linux"]["cgroup"]["v1"] is False  # not implemented yet, so not claimed
     assert "SCMP_ACT_NOTIFY" in f["linux"]["seccomp"]["actions"]
+
+
+def test_delete_force_clears_what_a_killed_create_left(tmp_path):
+    # a create killed before it wrote state.json leaves a directory and a fifo only
+    (tmp_path / "half").mkdir()
+    import os
+    os.mkfifo(tmp_path / "half" / "exec.fifo")
+    assert cli.main(["--root", str(tmp_path), "delete", "half"]) == 1
+    assert (tmp_path / "half").exists()
+    assert cli.main(["--root", str(tmp_path), "delete", "--force", "half"]) == 0
+    assert not (tmp_path / "half").exists()

@@ -419,9 +419,11 @@ def delete(opts, force=False):
     try:
         container = Container.load(opts.root, opts.id)
     except PyruncError:
-        if force and not os.path.exists(os.path.join(opts.root, opts.id)):
-            return  # containerd's shim relies on this
-        raise
+        if not force:
+            raise
+        if os.path.isdir(os.path.join(opts.root, opts.id)):
+            remove_unfinished(opts.root, opts.id)
+        return  # an unknown id: containerd's shim relies on exit 0 here
     status = container.status()
     if status != "stopped":
         if not force:
@@ -440,6 +442,21 @@ def delete(opts, force=False):
         from pyrunc.linux import hooks
         hooks.run_hooks("poststop", poststop, hook_state, warn_only=True,
                         warn=opts.log.warning)
+
+
+def remove_unfinished(root, cid):
+    """The directory of a create that was killed before it wrote its state. Its children
+    exit by themselves when their channel closes, so only files are left. The lock waits
+    for a create still at work; if that one finishes, this is a normal container again."""
+    leftover = Container(root, cid)
+    try:
+        leftover.lock()
+    except FileNotFoundError:
+        return
+    if os.path.exists(leftover.state_file):
+        leftover.unlock()
+        raise PyruncError(f"container {cid} was being created: try again")
+    leftover.remove()
 
 
 # -- run
