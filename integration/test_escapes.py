@@ -21,12 +21,11 @@ def sha256(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
+@pytest.mark.pyrunc_only("pyrunc's defence (runc's is cloning its own binary)")
 def test_proc_self_exe_never_reaches_the_runtime_binary(runtime, bundle):
     """Entry point /bin/evil -> /proc/self/exe. pyrunc execs through a sealed memfd, so the
     kernel resolves /proc/self/exe to that stub, which finds no program to run (exit 127).
     Without it the container would run, and could rewrite, the host's interpreter."""
-    if runtime.name != "pyrunc":
-        pytest.skip("pyrunc's defence (runc's is its own binary cloning)")
     b = bundle.make("b")
     os.symlink("/proc/self/exe", os.path.join(b.rootfs, "bin", "evil"))
     b.config["process"]["args"] = ["/bin/evil"]

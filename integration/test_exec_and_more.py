@@ -135,9 +135,8 @@ def test_loopback_is_up_in_a_new_network_namespace(runtime, bundle, probe):
     assert report.result("ifflags=lo")["flags"] & 0x1  # IFF_UP
 
 
+@pytest.mark.pyrunc_only("the test passes its fds through pyrunc's driver")
 def test_preserve_fds_passes_exactly_those(runtime, bundle, workdir):
-    if runtime.name == "runc":
-        pytest.skip("the driver passes fds to pyrunc only")
     b = bundle.make("b")
     b.probe_args()
     b.save()
@@ -173,9 +172,8 @@ def test_kill_all_reaches_every_process(runtime, bundle):
         assert itlib.wait_gone(p), p
 
 
+@pytest.mark.pyrunc_only("PYRUNC_FAIL_STEP is pyrunc's fault injection")
 def test_fault_in_a_step_names_it_and_leaves_nothing(runtime, bundle):
-    if runtime.name != "pyrunc":
-        pytest.skip("PYRUNC_FAIL_STEP is pyrunc's fault injection")
     b = bundle.make("b")
     cid = itlib.new_id()
     before = itlib.pids()

@@ -122,3 +122,20 @@ def test_hook_timeout_fails_create(runtime, bundle, workdir):
     assert proc.returncode != 0
     assert runtime.state_cp(cid).returncode != 0
     assert not itlib.leftover_processes(before, [cid, "runc init", "/probe", "sleep 20"])
+
+
+def test_start_container_hook_path_resolves_in_the_container(runtime, bundle, workdir):
+    # spec: startContainer hooks run in the container's namespaces, their path resolved
+    # there; a host-only path fails the start (and the container with it)
+    host_only = os.path.join(workdir, "host-only-hook")
+    with open(host_only, "w") as f:
+        f.write("#!/bin/sh\nexit 0\n")
+    os.chmod(host_only, 0o755)
+    b = bundle.make("b")
+    b.config["hooks"] = {"startContainer": [{"path": "/bin/true"}]}
+    assert runtime.run(b, itlib.new_id()).returncode == 0
+    b.config["hooks"] = {"startContainer": [{"path": host_only}]}
+    proc = runtime.run(b, itlib.new_id())
+    assert proc.returncode != 0
+    if runtime.name == "pyrunc":
+        assert "hooks.startContainer[0]" in proc.stderr and "[step: start_hooks]" in proc.stderr

@@ -6,9 +6,8 @@ import pytest
 from integration import itlib
 
 
+@pytest.mark.pyrunc_only("runc 1.1 predates idmapped mounts (spec 1.2)")
 def test_idmapped_bind_mount_shifts_owners(runtime, bundle, workdir, probe):
-    if runtime.name == "runc":
-        pytest.skip("runc 1.1 predates idmapped mounts (spec 1.2)")
     shared = os.path.join(workdir, "shared")
     os.mkdir(shared)
     with open(os.path.join(shared, "owned-by-0"), "w") as f:
@@ -27,9 +26,8 @@ def test_idmapped_bind_mount_shifts_owners(runtime, bundle, workdir, probe):
     assert os.stat(os.path.join(shared, "owned-by-0")).st_uid == 0
 
 
+@pytest.mark.pyrunc_only("runc 1.1 predates idmapped mounts (spec 1.2)")
 def test_idmap_without_both_mappings_is_refused(runtime, bundle, workdir):
-    if runtime.name == "runc":
-        pytest.skip("runc 1.1 predates idmapped mounts (spec 1.2)")
     b = bundle.make("b")
     b.config["mounts"].append({"destination": "/shared", "type": "bind", "source": workdir,
                                "options": ["bind", "idmap"],

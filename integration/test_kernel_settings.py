@@ -9,9 +9,8 @@ from integration import itlib
 DAY = 86400
 
 
+@pytest.mark.pyrunc_only("runc 1.1 predates linux.timeOffsets (spec 1.2)")
 def test_time_namespace_offsets(runtime, bundle, probe):
-    if runtime.name == "runc":
-        pytest.skip("runc 1.1 predates linux.timeOffsets (spec 1.2)")
     b = bundle.make("b")
     b.namespaces().append({"type": "time"})
     b.config["linux"]["timeOffsets"] = {"boottime": {"secs": 10 * DAY},
@@ -23,9 +22,8 @@ def test_time_namespace_offsets(runtime, bundle, probe):
     assert uptime - host == pytest.approx(10 * DAY, abs=60)
 
 
+@pytest.mark.pyrunc_only("runc 1.1 predates process.scheduler (spec 1.2)")
 def test_scheduler_policy_and_nice(runtime, bundle):
-    if runtime.name == "runc":
-        pytest.skip("runc 1.1 predates process.scheduler (spec 1.2)")
     b = bundle.make("b")
     b.config["process"]["scheduler"] = {"policy": "SCHED_BATCH", "nice": 7}
     # policy from /proc/self/sched, nice is field 19 of /proc/self/stat
@@ -38,9 +36,8 @@ def test_scheduler_policy_and_nice(runtime, bundle):
     assert nice.strip() == "7"
 
 
+@pytest.mark.pyrunc_only("runc 1.1 predates process.ioPriority (spec 1.2)")
 def test_io_priority(runtime, bundle):
-    if runtime.name == "runc":
-        pytest.skip("runc 1.1 predates process.ioPriority (spec 1.2)")
     b = bundle.make("b")
     b.config["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_IDLE"}
     b.config["process"]["args"] = ["sleep", "30"]
@@ -54,9 +51,8 @@ def test_io_priority(runtime, bundle):
     assert prio >> 13 == 3, prio      # IOPRIO_CLASS_IDLE
 
 
+@pytest.mark.pyrunc_only("runc 1.1 predates linux.memoryPolicy (spec 1.3)")
 def test_memory_policy_bind(runtime, bundle):
-    if runtime.name == "runc":
-        pytest.skip("runc 1.1 predates linux.memoryPolicy (spec 1.3)")
     b = bundle.make("b")
     b.config["linux"]["memoryPolicy"] = {"mode": "MPOL_BIND", "nodes": "0"}
     b.config["process"]["args"] = ["sleep", "30"]

@@ -12,13 +12,11 @@ import pytest
 from integration import itlib
 
 
-def runtime_has_net_devices(runtime):
-    if runtime.name == "runc":
-        pytest.skip("runc 1.1 predates linux.netDevices (spec 1.2)")
+NEEDS_SPEC_1_2 = pytest.mark.pyrunc_only("runc 1.1 predates linux.netDevices (spec 1.2)")
 
 
+@NEEDS_SPEC_1_2
 def test_device_moves_renamed_with_its_address(runtime, bundle):
-    runtime_has_net_devices(runtime)
     if shutil.which("ip") is None or shutil.which("unshare") is None:
         pytest.fail("iproute2 and util-linux are needed (scripts/setup.sh installs them)")
     b = bundle.make("b")
@@ -41,8 +39,8 @@ def test_device_moves_renamed_with_its_address(runtime, bundle):
     assert "pyrd0" not in host
 
 
+@NEEDS_SPEC_1_2
 def test_missing_device_fails_cleanly(runtime, bundle):
-    runtime_has_net_devices(runtime)
     b = bundle.make("b")
     b.config["linux"]["netDevices"] = {"pyrnope0": {}}
     cid = itlib.new_id()

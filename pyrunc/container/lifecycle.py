@@ -492,6 +492,7 @@ def run(opts):
         timing.lap("start (until exec and poststart hooks)")
     except BaseException:
         _kill_and_wait(container.pid)
+        container.unlock()  # delete takes the lock again: a second flock here would wait forever
         delete(opts, force=True)
         raise
     finally:

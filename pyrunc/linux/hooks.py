@@ -11,6 +11,12 @@ from pyrunc import fastjson
 from pyrunc.errors import PyruncError
 
 
+# the init step (or the lifecycle phase) each kind runs in: the name errors carry
+STEP_OF = {"prestart": "runtime_hooks", "createRuntime": "runtime_hooks",
+           "createContainer": "create_container_hooks", "startContainer": "start_hooks",
+           "poststart": "poststart_hooks", "poststop": "poststop_hooks"}
+
+
 def run_hooks(kind, hooks, state, warn_only=False, warn=None):
     """Run config.hooks.<kind> in order; the first failure raises (or warns, for poststop)."""
     data = fastjson.dumps(state).encode()
@@ -19,7 +25,7 @@ def run_hooks(kind, hooks, state, warn_only=False, warn=None):
         try:
             run_one(hook, data)
         except PyruncError as e:
-            e.path, e.step = where, f"{kind}_hooks"
+            e.path, e.step = where, STEP_OF[kind]
             if not warn_only:
                 raise
             if warn:
