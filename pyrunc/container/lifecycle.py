@@ -161,18 +161,19 @@ def create(opts):
         try:
             init_pid = drive(parent, ctx, c1, config, until="ready")
             timing.lap("init ready")
+            start_time, _ = proc_start_time(init_pid)
+            container.data = dict(ctx.state, status="created", pid=init_pid,
+                                  pidStartTime=start_time, rootfs=ctx.rootfs,
+                                  created=now_rfc3339(), owner="",
+                                  terminal=bool(config.process.terminal))
+            container.save()
+            if opts.pid_file:
+                write_pid_file(opts.pid_file, init_pid)
+            parent.send("saved")
+            timing.lap("state saved")
         finally:
             parent.close()
             _reap(c1)
-        start_time, _ = proc_start_time(init_pid)
-        container.data = dict(ctx.state, status="created", pid=init_pid,
-                              pidStartTime=start_time, rootfs=ctx.rootfs,
-                              created=now_rfc3339(), owner="",
-                              terminal=bool(config.process.terminal))
-        container.save()
-        if opts.pid_file:
-            write_pid_file(opts.pid_file, init_pid)
-        timing.lap("state saved")
     except BaseException:
         if init_pid:
             _kill_and_wait(init_pid)

@@ -311,6 +311,9 @@ def step_wait_for_start(ctx):
         if e.errno != 6:
             raise
     ctx.channel.send("ready")
+    # until the parent has saved the state: if it dies before, EOF ends this init too,
+    # rather than leaving it blocked on a FIFO no state file points to
+    ctx.channel.expect("saved")
     ctx.channel.close()
     # Blocks until `pyrunc start` opens the FIFO for reading. The fd stays open (CLOEXEC)
     # so that `start` reads until exec: EOF means exec'd, text means an error before it.
