@@ -37,9 +37,9 @@
  *                  on a read-only mount, even for a user without write permission; a
  *                  symlink is not followed) -> {"errno": E}
  *   ifflags=NAME   SIOCGIFFLAGS of network interface NAME -> {"errno": E, "flags": F}
- *   i386=NR        syscall NR of the 32-bit x86 ABI (int $0x80, arguments 0): shows that a
- *                  seccomp filter covers SCMP_ARCH_X86 (an arch it lacks kills the caller)
- *                  -> {"errno": E}           (0 = the kernel allowed it)
+ *   i386=NR        syscall NR of the 32-bit x86 ABI (int $0x80, arguments 0), in a child:
+ *                  shows whether a seccomp filter covers SCMP_ARCH_X86 (an arch it lacks
+ *                  kills the caller) -> {"errno": E} or {"errno": 0, "signal": S}
  *   sys=NR[,A0..A5]  what the seccomp filter does with syscall NR and these arguments
  *                  (decimal or 0x hex), without ever running it: a child (clone with a
  *                  shared fd table) adds a filter of its own that hands NR to the probe as a
@@ -830,12 +830,29 @@ static void x_ifflags(const char *name)
 
 static void x_i386(const char *nr)
 {
-    long ret = atol(nr);
 #if defined(__x86_64__)
-    __asm__ volatile("int $0x80" : "+a"(ret) : "b"(0), "c"(0), "d"(0) : "memory");
-    x_errno(ret < 0 && ret > -4096 ? (int)-ret : 0);
+    /* in a child: a filter without SCMP_ARCH_X86 kills the caller, and the probe must go on */
+    pid_t pid = fork();
+    if (pid < 0) {
+        x_errno(errno);
+        return;
+    }
+    if (pid == 0) {
+        long ret = atol(nr);
+        __asm__ volatile("int $0x80" : "+a"(ret) : "b"(0), "c"(0), "d"(0) : "memory");
+        _exit(ret < 0 && ret > -4096 ? (int)-ret : 0);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (WIFSIGNALED(status)) {
+        x_errno(0);
+        kv_int("signal", WTERMSIG(status));
+    } else {
+        x_errno(WEXITSTATUS(status));
+    }
 #else
-    (void)ret;
+    (void)nr;
     x_errno(ENOSYS);
 #endif
 }

@@ -5,6 +5,7 @@ import copy
 import errno
 import json
 import os
+import signal
 import stat
 
 import pytest
@@ -109,6 +110,9 @@ def kernel(plan):
     }
     for s in plan.samples:
         results[plan.sys_word(s)] = ANSWERS[verify._call_text(s.name, s.args)]
+    if verify.I386_GETPID in plan.words:
+        # CONFIG lists no SCMP_ARCH_X86: a 32-bit call is a foreign arch, killed
+        results[verify.I386_GETPID] = {"errno": 0, "signal": signal.SIGSYS}
     mask = f"{1 << CAP_NET_BIND_SERVICE:016x}"
     report = {
         "results": results, "uid": 0, "euid": 0, "suid": 0, "gid": 0, "egid": 0, "sgid": 0,
@@ -542,3 +546,20 @@ def test_an_unknown_capability_is_named_in_the_claim():
     [bnd] = by_path(claims, "process.capabilities.bounding")
     assert (bnd.verdict, bnd.claim) == (HELD, "CAP_NET_BIND_SERVICE (ignored: CAP_NO_SUCH)")
 
+
+
+def test_the_x86_architecture_claim():
+    plan = plan_for(CONFIG)
+    assert verify.I386_GETPID in plan.words
+    killed = {"errno": 0, "signal": signal.SIGSYS}
+    assert verify.arch_claim(plan, killed).verdict == verify.HELD
+    # a runtime that filtered 32-bit calls like native ones would let getpid through
+    assert verify.arch_claim(plan, {"errno": 1}).verdict == verify.BROKEN
+    listed = json.loads(json.dumps(CONFIG))
+    listed["linux"]["seccomp"]["architectures"] = ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]
+    plan = plan_for(listed)
+    want = verify.expected_action(plan.section, "getpid", {})
+    claim = verify.arch_claim(plan, {"errno": want & 0xFFFF} if want & 0xFFFF0000 ==
+                              seccomp.ACT_ERRNO else {"errno": 0})
+    assert claim.verdict == verify.HELD, claim
+    assert verify.arch_claim(plan, killed).verdict == verify.BROKEN

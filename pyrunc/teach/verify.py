@@ -325,11 +325,13 @@ class Plan:
         self.raw, self.config, self.host = raw, config, host
         self.samples, self.skipped = [], []
         self.sys_blocked = None
+        self.section = None
         node = config.linux.seccomp if config.linux else None
         if node is not None:
             # unknown names show as rules with nothing to sample; `create` warns of them
             self.samples, self.skipped, section, self.resolve = seccomp_samples(node, [])
             self.sys_blocked = _probe_killed_by(section)
+            self.section = section
         self.words = self._words()
 
     def sys_word(self, sample):
@@ -357,6 +359,8 @@ class Plan:
             words.append(f"stat={d.get('path')}")
         if self.sys_blocked is None:
             words += [self.sys_word(s) for s in self.samples]
+        if self.section is not None and os.uname().machine == "x86_64":
+            words.append(I386_GETPID)
         return list(dict.fromkeys(words))
 
 
@@ -525,7 +529,36 @@ def security_claims(plan, seen):
         return claims
     for s in plan.samples:
         claims.append(_sample_claim(s, seen.result(plan.sys_word(s))))
+    if I386_GETPID in plan.words:
+        claims.append(arch_claim(plan, seen.result(I386_GETPID)))
     return claims
+
+
+I386_GETPID = "i386=20"  # getpid in the 32-bit x86 ABI (int $0x80)
+
+
+def arch_claim(plan, result):
+    """Whether 32-bit x86 calls meet the filter's rules (SCMP_ARCH_X86 listed) or are killed
+    as an architecture the filter lacks (libseccomp's default for a foreign arch)."""
+    listed = "SCMP_ARCH_X86" in (plan.config.linux.seccomp.architectures or ())
+    if listed:
+        want = expected_action(plan.section, "getpid", {})
+        if want is None:
+            return Claim(NOT_CHECKED, "linux.seccomp.architectures", "SCMP_ARCH_X86",
+                         "rules with different actions both match getpid")
+        kind = want & 0xFFFF0000
+        claim = f"SCMP_ARCH_X86: a 32-bit getpid gets {seccomp.action_text(want)}"
+        ok = {seccomp.ACT_ALLOW: "signal" not in result and result.get("errno") == 0,
+              seccomp.ACT_LOG: "signal" not in result and result.get("errno") == 0,
+              seccomp.ACT_ERRNO: result.get("errno") == want & 0xFFFF}.get(
+                  kind, result.get("signal") == signal.SIGSYS)
+    else:
+        claim = "no SCMP_ARCH_X86: a 32-bit getpid is killed"
+        ok = result.get("signal") == signal.SIGSYS
+    seen = (f"killed by {_signal_name(result['signal'])}" if "signal" in result
+            else "allowed" if result.get("errno") == 0
+            else f"errno {result.get('errno')}")
+    return Claim(HELD if ok else BROKEN, "linux.seccomp.architectures", claim, seen)
 
 
 def _sample_claim(sample, result):
