@@ -267,3 +267,18 @@ def test_the_probe_tells_the_filter_s_actions_apart(probe_binary):
         "socket(1)": {"action": "errno", "errno": 1},
         "socket(2)": {"action": "allow", "errno": 0},
     }
+
+
+def test_cgroup_limits_hold_under_runc_and_break_under_pyrunc(workdir):
+    # pyrunc does not manage cgroups yet (it warns): verify shows exactly that
+    config = good_config()
+    config["linux"]["resources"] = {"memory": {"limit": 64 * 2**20}, "pids": {"limit": 64}}
+    bundle = make_bundle(os.path.join(workdir, "limits"), config=config)
+    wanted = {("linux.resources.memory.limit", f"{64 * 2**20} bytes"),
+              ("linux.resources.pids.limit", "64")}
+    status, report, stderr = verify(bundle, "runc", "--root", os.path.join(workdir, "r"))
+    assert status == 0, stderr
+    assert wanted <= claims(report, "held")
+    status, report, stderr = verify(bundle, "pyrunc", "--root", os.path.join(workdir, "p"))
+    assert status == 1, stderr
+    assert claims(report, "broken") == wanted

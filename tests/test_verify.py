@@ -563,3 +563,18 @@ def test_the_x86_architecture_claim():
                               seccomp.ACT_ERRNO else {"errno": 0})
     assert claim.verdict == verify.HELD, claim
     assert verify.arch_claim(plan, killed).verdict == verify.BROKEN
+
+
+def test_cgroup_limits_are_read_from_the_process_s_cgroups():
+    config = json.loads(json.dumps(CONFIG))
+    config["linux"]["resources"] = {"memory": {"limit": 64 * 2**20 + 100},
+                                    "pids": {"limit": 64}}
+    plan = plan_for(config)
+    page = os.sysconf("SC_PAGE_SIZE")
+    applied = verify.Seen({}, {"cgroup_files": {"memory": 64 * 2**20 + 100 - 100 % page,
+                                                "pids": 64}})
+    assert {c.verdict for c in verify.resource_claims(plan, applied)} == {verify.HELD}
+    ignored = verify.Seen({}, {"cgroup_files": {"memory": verify.V1_UNLIMITED}})
+    claims = verify.resource_claims(plan, ignored)
+    assert [c.verdict for c in claims] == [verify.BROKEN, verify.BROKEN]
+    assert "none" in claims[0].seen and "any number" in claims[1].seen

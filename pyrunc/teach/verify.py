@@ -103,7 +103,7 @@ UNCHECKED = (
     ("process.scheduler", "not checked"),
     ("process.execCPUAffinity", "not checked"),
     ("hooks", "hooks ran, but what they did is not checked"),
-    ("linux.resources", "cgroups are not checked"),
+    ("linux.resources", "only memory.limit and pids.limit are checked"),
     ("linux.cgroupsPath", "cgroups are not checked"),
     ("linux.intelRdt", "not checked"),
     ("linux.personality", "not checked"),
@@ -915,6 +915,34 @@ def _readonly_claim(where, st, ow, ch, fs):
                  f"{test}: {outcome} ({mount_text})")
 
 
+V1_UNLIMITED = 0x7FFFFFFFFFFFF000  # memory.limit_in_bytes when no limit is set (page-rounded)
+
+
+def resource_claims(plan, seen):
+    """linux.resources memory.limit and pids.limit against the cgroup files of the process."""
+    resources = _linux(plan.raw).get("resources") or {}
+    have = seen.outside.get("cgroup_files", {})
+    claims = []
+    limit = (resources.get("memory") or {}).get("limit")
+    if limit is not None:
+        got = have.get("memory")
+        # the kernel rounds a memory limit down to whole pages
+        want = "max" if limit < 0 else limit - limit % os.sysconf("SC_PAGE_SIZE")
+        shown = "none" if got in ("max", V1_UNLIMITED) else f"{got} bytes"
+        ok = got == want or (want == "max" and got == V1_UNLIMITED)
+        claims.append(Claim(HELD if ok else BROKEN, "linux.resources.memory.limit",
+                            f"{limit} bytes" if limit >= 0 else "no limit",
+                            f"the process's memory cgroup limits it to {shown}"))
+    pids = (resources.get("pids") or {}).get("limit")
+    if pids is not None:
+        got = have.get("pids")
+        want = "max" if pids <= 0 else pids
+        shown = "any number" if got in (None, "max") else got
+        claims.append(Claim(HELD if got == want else BROKEN, "linux.resources.pids.limit",
+                            str(pids), f"the process's pids cgroup allows {shown}"))
+    return claims
+
+
 def unchecked_claims(plan):
     raw = plan.raw
     claims = []
@@ -933,7 +961,7 @@ def judge(plan, report, outside):
     claims = []
     for part in (user_claims, capability_claims, security_claims, namespace_claims,
                  name_claims, process_claims, sysctl_claims, device_claims, mount_claims,
-                 path_claims):
+                 path_claims, resource_claims):
         claims += part(plan, seen)
     return claims + unchecked_claims(plan)
 
@@ -1244,7 +1272,39 @@ def outside_view(pid):
             maps[key] = [tuple(int(v) for v in line.split()) for line in f]
     with open(f"/proc/{pid}/oom_score_adj") as f:
         oom = int(f.read())
-    return {"status": status, "ns": ns, "oom_score_adj": oom, **maps}
+    return {"status": status, "ns": ns, "oom_score_adj": oom, "cgroup_files": cgroup_files(pid),
+            **maps}
+
+
+def cgroup_files(pid):
+    """The limits the kernel enforces on pid, read from its cgroups as the host sees them:
+    {"memory": bytes or "max", "pids": count or "max"}; a v1 hierarchy wins over cgroup2 for
+    its controller, as on hybrid hosts like this one."""
+    places = {}
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            for c in controllers.split(",") if controllers else ("",):
+                places.setdefault(c, path)
+    v2_root = "/sys/fs/cgroup/unified" if os.path.isdir("/sys/fs/cgroup/unified") \
+        else "/sys/fs/cgroup"
+    wanted = {"memory": ("memory/{}/memory.limit_in_bytes", "memory.max"),
+              "pids": ("pids/{}/pids.max", "pids.max")}
+    limits = {}
+    for controller, (v1_file, v2_file) in wanted.items():
+        if controller in places and os.path.isdir(f"/sys/fs/cgroup/{controller}"):
+            path = "/sys/fs/cgroup/" + v1_file.format(places[controller].lstrip("/"))
+        elif "" in places:
+            path = os.path.join(v2_root, places[""].lstrip("/"), v2_file)
+        else:
+            continue
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        limits[controller] = text if text == "max" else int(text)
+    return limits
 
 
 class Result(NamedTuple):
