@@ -10,7 +10,8 @@ import os
 from pyrunc import fastjson
 from pyrunc import syscalls as sc
 from pyrunc.container.lifecycle import (
-    _reap, _stored_config, connect_console, drive, wait_forwarding, write_pid_file)
+    _reap, _stored_config, connect_console, drive, prepare_process, wait_forwarding,
+    write_pid_file)
 from pyrunc.container.state import Container
 from pyrunc.errors import PyruncError
 from pyrunc.linux.namespaces import PROC_NAMES, Plan
@@ -68,18 +69,17 @@ def join_plan(config, init_pid):
 def exec_process(opts, args):
     from pyrunc.init.child import c1_main
     from pyrunc.init.context import Channel, Context
-    from pyrunc.init.steps import preload
-    from pyrunc.linux import capabilities
     from pyrunc.spec.model import load_process
     container = Container.load(opts.root, opts.id)
     status = container.status()
     if status not in ("created", "running"):
         container.unlock()
         raise PyruncError(f"cannot exec in a container that is {status}")
-    config = _stored_config(container)
     with open(container.config_file, "rb") as f:
-        raw_process = fastjson.loads(f.read()).get("process") or {}
-    proc, warnings = load_process(process_dict(args, raw_process), strict=opts.strict)
+        raw = fastjson.loads(f.read())
+    config = _stored_config(container, raw)
+    proc, warnings = load_process(process_dict(args, raw.get("process") or {}),
+                                  strict=opts.strict)
     ctx = Context(config, container.data["bundle"], opts.id)
     ctx.process = proc
     ctx.exec_mode = True
@@ -87,15 +87,7 @@ def exec_process(opts, args):
     ctx.debug = opts.debug
     ctx.preserve_fds = opts.preserve_fds
     ctx.ns = join_plan(config, container.pid)
-    ctx.caps = capabilities.prepare(proc.capabilities, warnings, opts.strict)
-    linux = config.linux
-    preload(config, proc)
-    if linux is not None and linux.seccomp is not None:
-        from pyrunc.linux import seccomp
-        ctx.seccomp = seccomp.prepare(linux.seccomp, warnings, opts.strict,
-                                      cache_dir=os.path.join(opts.root, ".seccomp-cache"))
-    for w in warnings:
-        opts.log.warning(w)
+    prepare_process(opts, config, proc, ctx, warnings)
     console = None
     if proc.terminal:
         if not opts.console_socket:

@@ -61,9 +61,7 @@ def load_for_create(opts):
 
 def prepare(opts, bundle, config, ctx):
     """Everything that can fail on bad input, done before any fork."""
-    from pyrunc.init.steps import preload
-    from pyrunc.linux import capabilities, idmap, namespaces
-    preload(config, config.process)
+    from pyrunc.linux import idmap, namespaces
     linux = config.linux
     root = config.root.path
     ctx.rootfs = os.path.realpath(os.path.join(bundle, root))
@@ -78,14 +76,7 @@ def prepare(opts, bundle, config, ctx):
     if not ctx.ns.has("mount"):
         raise PyruncError("pyrunc needs a mount namespace (add {\"type\": \"mount\"})",
                           path="linux.namespaces", step="namespaces")
-    warnings = []
-    ctx.caps = capabilities.prepare(config.process.capabilities, warnings, opts.strict)
-    if linux is not None and linux.seccomp is not None:
-        from pyrunc.linux import seccomp
-        ctx.seccomp = seccomp.prepare(linux.seccomp, warnings, opts.strict,
-                                      cache_dir=os.path.join(opts.root, ".seccomp-cache"))
-    for w in warnings:
-        opts.log.warning(w)
+    prepare_process(opts, config, config.process, ctx, [])
     check_support(config, opts)
     if any(idmap.wants_idmap(m) for m in config.mounts or ()):
         ctx.idmap_fds = idmap.userns_fds(config.mounts)
@@ -95,6 +86,22 @@ def prepare(opts, bundle, config, ctx):
     ctx.debug = opts.debug
     ctx.state = {"ociVersion": config.ociVersion, "id": ctx.id, "bundle": bundle,
                  "annotations": config.annotations or {}}
+
+
+def prepare_process(opts, config, proc, ctx, warnings):
+    """What create and exec both prepare in the parent: the process's capability masks, the
+    container's seccomp filter (cached under --root), and the modules the init will need."""
+    from pyrunc.init.steps import preload
+    from pyrunc.linux import capabilities
+    preload(config, proc)
+    ctx.caps = capabilities.prepare(proc.capabilities, warnings, opts.strict)
+    linux = config.linux
+    if linux is not None and linux.seccomp is not None:
+        from pyrunc.linux import seccomp
+        ctx.seccomp = seccomp.prepare(linux.seccomp, warnings, opts.strict,
+                                      cache_dir=os.path.join(opts.root, ".seccomp-cache"))
+    for w in warnings:
+        opts.log.warning(w)
 
 
 def check_support(config, opts):
