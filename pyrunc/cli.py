@@ -7,11 +7,11 @@ Global flags come before the command, as in runc. Only the chosen command's pars
 built and only its modules are imported: every container start pays for this file.
 Errors become one line, `pyrunc: COMMAND ID: PATH: MESSAGE [step: STEP]`, exit status 1.
 """
-import os
+import posix
 import sys
 import time
 
-from pyrunc import __version__, fastjson
+from pyrunc import __version__, fastjson, paths
 from pyrunc.argv import Arg, Opt, UsageError, parse, print_help
 from pyrunc.errors import PyruncError, from_oserror
 
@@ -55,7 +55,7 @@ class Log:
 
 
 GLOBAL = [
-    Opt("--root", "str", default=os.environ.get("PYRUNC_ROOT", "/run/pyrunc"),
+    Opt("--root", "str", default=posix.environ.get(b"PYRUNC_ROOT", b"/run/pyrunc").decode(),
         help="state directory (default /run/pyrunc)"),
     Opt("--log", "str", help="log file (default: stderr)"),
     Opt("--log-format", "str", default="text", help="text or json"),
@@ -115,7 +115,7 @@ def _tracer(prefix, log):
         if prefix == "debug" and log.file:
             log.debug(line)
         else:
-            sys.stderr.write(f"[{prefix} {syscalls.role} {os.getpid()}] {line}\n")
+            sys.stderr.write(f"[{prefix} {syscalls.role} {posix.getpid()}] {line}\n")
             sys.stderr.flush()
     syscalls.trace = trace
     return trace
@@ -245,8 +245,8 @@ def cmd_spec(args, g, log):
     if args.hardened:
         from pyrunc.spec.hardened import hardened_spec
         config = hardened_spec(config)
-    path = os.path.join(args.bundle, "config.json")
-    if os.path.exists(path):
+    path = paths.join(args.bundle, "config.json")
+    if paths.exists(path):
         raise PyruncError(f"{path} exists: remove it first")
     with open(path, "w") as f:
         f.write(fastjson.dumps_indented(config) + "\n")
@@ -354,7 +354,7 @@ def main(argv=None):
         log.debug(f"time interpreter start and imports: {time.process_time() * 1e3:.2f} ms CPU")
         timing.lap("command line")
     if g.systemd_cgroup:
-        if not os.path.isdir("/run/systemd/system"):
+        if not paths.isdir("/run/systemd/system"):
             return fail(command, getattr(args, "id", None),
                         "--systemd-cgroup: systemd is not running on this host", log)
         log.warning("--systemd-cgroup: cgroups are not managed yet; ignored")

@@ -1,5 +1,5 @@
 """`pyrunc features`: runtime-spec features.md, listing only what pyrunc really implements."""
-from pyrunc import __version__
+from pyrunc import __version__, paths
 from pyrunc.linux import rootfs
 
 SECCOMP_ARCHES = ("SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_ARM",
@@ -70,13 +70,12 @@ def unsupported_settings(config):
 
 def refused_settings(config):
     """Settings that must not be ignored on this host: labels need AppArmor or SELinux."""
-    import os
     found = []
     process, linux = config.process, config.linux
-    if process is not None and process.apparmorProfile and not os.path.isdir(
+    if process is not None and process.apparmorProfile and not paths.isdir(
             "/sys/kernel/security/apparmor"):
         found.append(("process.apparmorProfile", "AppArmor is not enabled on this host"))
-    selinux = os.path.isdir("/sys/fs/selinux")
+    selinux = paths.isdir("/sys/fs/selinux")
     if process is not None and process.selinuxLabel and not selinux:
         found.append(("process.selinuxLabel", "SELinux is not enabled on this host"))
     if linux is not None and linux.mountLabel and not selinux:

@@ -5,7 +5,8 @@ Each wrapper raises OSError naming the call, so a failure reads
 (`--explain` and `--debug` set it; otherwise it costs one global lookup).
 Unit tests replace functions here; nothing else in pyrunc talks to cffi's libc.
 """
-import os
+import posix
+import sys
 
 from pyrunc._libc import ffi
 
@@ -94,16 +95,24 @@ def mount_flag_names(flags):
 
 def _fail(what):
     err = ffi.errno
-    raise OSError(err, f"{what}: {os.strerror(err)}")
+    raise OSError(err, f"{what}: {posix.strerror(err)}")
+
+
+_FS_ENCODING = sys.getfilesystemencoding()
+
+
+def fsencode(s):
+    """os.fsencode, without importing os (see pyrunc/paths.py)."""
+    return s if isinstance(s, bytes) else s.encode(_FS_ENCODING, "surrogateescape")
 
 
 def _c(s):
-    return ffi.NULL if s is None else os.fsencode(s)
+    return ffi.NULL if s is None else fsencode(s)
 
 
 def cstr(s):
     """A C string for syscall(2)'s variadic arguments (cffi passes arrays as pointers)."""
-    return ffi.new("char[]", os.fsencode(s))
+    return ffi.new("char[]", fsencode(s))
 
 
 def unshare(flags):
@@ -219,7 +228,7 @@ def seccomp_set_mode_filter(bpf, flags=0):
 
 def _c_strings(strings):
     """A NULL-terminated char *[] and the buffers it points to (keep both alive)."""
-    owned = [ffi.new("char[]", os.fsencode(a)) for a in strings]
+    owned = [ffi.new("char[]", fsencode(a)) for a in strings]
     return ffi.new("char *[]", owned + [ffi.NULL]), owned
 
 
@@ -229,7 +238,7 @@ def prepare_execve(path, argv, envp):
     The init calls it after loading the seccomp filter, so that the only Python left
     between the filter and the new program is this call.
     """
-    c_path = ffi.new("char[]", os.fsencode(path))
+    c_path = ffi.new("char[]", fsencode(path))
     c_argv, argv_owned = _c_strings(argv)
     c_env, env_owned = _c_strings(envp)
 

@@ -5,7 +5,7 @@ part of the init (EXEC_STEPS): rlimits, terminal, no_new_privs, the container's 
 filter, capabilities, user, cwd, close fds, execve. Settings default to the container's
 own process, as runc's do; flags and --process override them.
 """
-import os
+import posix
 
 from pyrunc import fastjson
 from pyrunc import syscalls as sc
@@ -58,10 +58,10 @@ def join_plan(config, init_pid):
     try:
         for ns in (config.linux.namespaces if config.linux else None) or ():
             path = f"/proc/{init_pid}/ns/{PROC_NAMES[ns.type]}"
-            joins[ns.type] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            joins[ns.type] = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
     except OSError as e:
         for fd in joins.values():
-            os.close(fd)
+            posix.close(fd)
         raise PyruncError(f"open {e.filename}: {e.strerror}", step="namespaces") from None
     return Plan(0, joins)
 
@@ -97,7 +97,7 @@ def exec_process(opts, args):
     if not opts.detach:
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1, what="prctl PR_SET_CHILD_SUBREAPER")
     parent, child = Channel.pair()
-    c1 = os.fork()
+    c1 = posix.fork()
     if c1 == 0:
         container.unlock()
         parent.close()
@@ -105,7 +105,7 @@ def exec_process(opts, args):
         c1_main(ctx)
     child.close()
     for fd in ctx.ns.joins.values():
-        os.close(fd)
+        posix.close(fd)
     if console is not None:
         console.close()
     try:

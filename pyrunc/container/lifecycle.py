@@ -4,13 +4,13 @@ Every failure after the state directory exists undoes what was made (the process
 killed; their mounts lived in their own mount namespace and vanish with them; the state
 directory is removed), then raises the PyruncError that explains it.
 """
-import os
+import posix
 import _signal
 import _socket
 import select
 import time
 
-from pyrunc import fastjson, timing
+from pyrunc import fastjson, paths, timing
 from pyrunc.container.state import Container, list_ids, now_rfc3339, proc_start_time
 from pyrunc.errors import PyruncError
 
@@ -43,7 +43,7 @@ class Options:
 def load_for_create(opts):
     """(bundle dir, config model, config dict as it will run: after the policy)."""
     from pyrunc.spec import load_config, read_config
-    bundle = os.path.abspath(opts.bundle or ".")
+    bundle = paths.abspath(opts.bundle or ".")
     raw = read_config(bundle)
     if opts.policy is not None:
         from pyrunc.policy import load_policy
@@ -64,15 +64,16 @@ def prepare(opts, bundle, config, ctx):
     from pyrunc.linux import idmap, namespaces
     linux = config.linux
     root = config.root.path
-    ctx.rootfs = os.path.realpath(os.path.join(bundle, root))
-    if not os.path.isdir(ctx.rootfs):
+    ctx.rootfs = paths.join(bundle, root)
+    if not paths.isdir(ctx.rootfs):
         raise PyruncError(f"{ctx.rootfs} is not a directory", path="root.path", step="load")
+    ctx.rootfs = paths.realpath(ctx.rootfs)
     ctx.ns = namespaces.plan(linux.namespaces if linux else None)
-    if ctx.ns.new_user and os.geteuid() != 0:
+    if ctx.ns.new_user and posix.geteuid() != 0:
         import pwd
         from pyrunc.linux import userns
-        userns.check_subordinate(linux, os.geteuid(), os.getegid(),
-                                 pwd.getpwuid(os.geteuid()).pw_name)
+        userns.check_subordinate(linux, posix.geteuid(), posix.getegid(),
+                                 pwd.getpwuid(posix.geteuid()).pw_name)
     if not ctx.ns.has("mount"):
         raise PyruncError("pyrunc needs a mount namespace (add {\"type\": \"mount\"})",
                           path="linux.namespaces", step="namespaces")
@@ -99,7 +100,7 @@ def prepare_process(opts, config, proc, ctx, warnings):
     if linux is not None and linux.seccomp is not None:
         from pyrunc.linux import seccomp
         ctx.seccomp = seccomp.prepare(linux.seccomp, warnings, opts.strict,
-                                      cache_dir=os.path.join(opts.root, ".seccomp-cache"))
+                                      cache_dir=paths.join(opts.root, ".seccomp-cache"))
     for w in warnings:
         opts.log.warning(w)
 
@@ -148,12 +149,12 @@ def create(opts):
             ctx.console_fd = console.fileno()
         with open(container.config_file, "w") as f:
             f.write(fastjson.dumps(raw))
-        os.mkfifo(container.fifo)
-        os.chmod(container.fifo, 0o622)  # the init may run as any user; not the umask's
-        ctx.fifo_fd = os.open(container.fifo, os.O_PATH | os.O_CLOEXEC)
-        ctx.proc_fd = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        posix.mkfifo(container.fifo)
+        posix.chmod(container.fifo, 0o622)  # the init may run as any user; not the umask's
+        ctx.fifo_fd = posix.open(container.fifo, posix.O_PATH | posix.O_CLOEXEC)
+        ctx.proc_fd = posix.open("/proc", posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
         parent, child = Channel.pair()
-        c1 = os.fork()
+        c1 = posix.fork()
         if c1 == 0:
             container.unlock()  # the flock stays with the parent's fd, not the init's
             parent.close()
@@ -161,7 +162,7 @@ def create(opts):
             c1_main(ctx)
         child.close()
         for fd in (ctx.fifo_fd, ctx.proc_fd, *(ctx.idmap_fds or {}).values()):
-            os.close(fd)
+            posix.close(fd)
         if console is not None:
             console.close()
         timing.lap("fork")
@@ -220,7 +221,7 @@ def drive(channel, ctx, c1, config, until):
                                       dict(ctx.state, status="creating", pid=init_pid),
                                       filt.listener_metadata)
             finally:
-                os.close(msg["fds"][0])
+                posix.close(msg["fds"][0])
             channel.send("seccomp_listener_done")
         elif kind == "hooks":
             state = dict(ctx.state, status="creating", pid=init_pid)
@@ -233,38 +234,38 @@ def drive(channel, ctx, c1, config, until):
 
 def _reap(pid):
     try:
-        os.waitpid(pid, 0)
+        posix.waitpid(pid, 0)
     except ChildProcessError:
         pass
 
 
 def _kill_and_wait(pid, timeout=5.0):
     try:
-        os.kill(pid, _signal.SIGKILL)
+        posix.kill(pid, _signal.SIGKILL)
     except ProcessLookupError:
         return
     try:
-        os.waitpid(pid, 0)  # our child when we are a subreaper (run)
+        posix.waitpid(pid, 0)  # our child when we are a subreaper (run)
         return
     except ChildProcessError:
         pass
     deadline = time.monotonic() + timeout
     pidfd = None
     try:
-        pidfd = os.pidfd_open(pid)
+        pidfd = posix.pidfd_open(pid)
         select.select([pidfd], [], [], max(0.0, deadline - time.monotonic()))
     except OSError:
         pass
     finally:
         if pidfd is not None:
-            os.close(pidfd)
+            posix.close(pidfd)
 
 
 def write_pid_file(path, pid):
-    tmp = f"{path}.{os.getpid()}.tmp"
+    tmp = f"{path}.{posix.getpid()}.tmp"
     with open(tmp, "w") as f:
         f.write(str(pid))
-    os.rename(tmp, path)
+    posix.rename(tmp, path)
 
 
 # -- start
@@ -283,12 +284,12 @@ def start(opts):
 
 def start_created(container, opts):
     """Release the init from exec.fifo, wait until it exec'd, run the poststart hooks."""
-    fd = os.open(container.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    fd = posix.open(container.fifo, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
     try:
         output = _read_until_exec(fd, container.pid)
     finally:
-        os.close(fd)
-        os.unlink(container.fifo)
+        posix.close(fd)
+        posix.unlink(container.fifo)
     if output[:1] != b"0":
         raise PyruncError("the container's init exited before start")
     if len(output) > 1:
@@ -313,7 +314,7 @@ def _read_until_exec(fd, pid):
             if not wrote and not _alive(pid):
                 break  # the init died before opening its end: nothing will come
             continue
-        data = os.read(fd, 4096)
+        data = posix.read(fd, 4096)
         if data:
             wrote = True
             chunks.append(data)
@@ -378,7 +379,7 @@ def kill(opts, sig, all_processes=False):
         pids = pids_of(container) if all_processes else [container.pid]
         for pid in pids:
             try:
-                os.kill(pid, sig)
+                posix.kill(pid, sig)
             except ProcessLookupError:
                 pass
     finally:
@@ -392,18 +393,18 @@ def pids_of(container):
     and its descendants, never the namespace's other processes."""
     init = container.pid
     try:
-        target = os.readlink(f"/proc/{init}/ns/pid")
+        target = posix.readlink(f"/proc/{init}/ns/pid")
         with open(f"/proc/{init}/status") as f:
             nspid = next((line.split()[1:] for line in f if line.startswith("NSpid:")), [])
     except OSError:
         return []
     own_namespace = len(nspid) > 1 and nspid[-1] == "1"
     pids, parents = [], {}
-    for name in os.listdir("/proc"):
+    for name in posix.listdir("/proc"):
         if name.isdigit():
             try:
                 if own_namespace:
-                    if os.readlink(f"/proc/{name}/ns/pid") == target:
+                    if posix.readlink(f"/proc/{name}/ns/pid") == target:
                         pids.append(int(name))
                 else:
                     with open(f"/proc/{name}/stat", "rb") as f:
@@ -429,7 +430,7 @@ def delete(opts, force=False):
     except PyruncError:
         if not force:
             raise
-        if os.path.isdir(os.path.join(opts.root, opts.id)):
+        if paths.isdir(paths.join(opts.root, opts.id)):
             remove_unfinished(opts.root, opts.id)
         return  # an unknown id: containerd's shim relies on exit 0 here
     status = container.status()
@@ -461,7 +462,7 @@ def remove_unfinished(root, cid):
         leftover.lock()
     except FileNotFoundError:
         return
-    if os.path.exists(leftover.state_file):
+    if paths.exists(leftover.state_file):
         leftover.unlock()
         raise PyruncError(f"container {cid} was being created: try again")
     leftover.remove()
@@ -511,9 +512,9 @@ def run(opts):
         return 0
     if master is not None:
         from pyrunc.linux import terminal
-        pidfd = os.pidfd_open(container.pid)
+        pidfd = posix.pidfd_open(container.pid)
         terminal.proxy(master, pidfd)
-        os.close(pidfd)
+        posix.close(pidfd)
     status = wait_forwarding(container.pid)
     timing.lap("container ran")
     if not opts.keep:
@@ -526,13 +527,13 @@ def wait_forwarding(pid):
     """Wait for pid, passing on the signals a foreground runtime receives."""
     def forward(signum, _frame):
         try:
-            os.kill(pid, signum)
+            posix.kill(pid, signum)
         except ProcessLookupError:
             pass
     for s in FORWARDED:
         _signal.signal(s, forward)
     while True:
-        wpid, status = os.waitpid(-1, 0)
+        wpid, status = posix.waitpid(-1, 0)
         if wpid == pid:
-            return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) \
-                else 128 + os.WTERMSIG(status)
+            return posix.waitstatus_to_exitcode(status) if posix.WIFEXITED(status) \
+                else 128 + posix.WTERMSIG(status)

@@ -5,10 +5,10 @@ whose start time differs from the recorded one is another process (pid reuse), s
 container is stopped. `exec.fifo` exists from create until start.
 """
 import fcntl
-import os
+import posix
 import time
 
-from pyrunc import fastjson
+from pyrunc import fastjson, paths
 from pyrunc.errors import PyruncError
 
 ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
@@ -42,29 +42,29 @@ class Container:
     def __init__(self, root, cid):
         self.root = root
         self.id = cid
-        self.dir = os.path.join(root, cid)
+        self.dir = paths.join(root, cid)
         self.data = None
         self._lock_fd = None
 
     @property
     def state_file(self):
-        return os.path.join(self.dir, "state.json")
+        return paths.join(self.dir, "state.json")
 
     @property
     def fifo(self):
-        return os.path.join(self.dir, "exec.fifo")
+        return paths.join(self.dir, "exec.fifo")
 
     @property
     def config_file(self):
-        return os.path.join(self.dir, "config.json")
+        return paths.join(self.dir, "config.json")
 
     # -- existence and locking
     @classmethod
     def new(cls, root, cid):
         c = cls(root, check_id(cid))
-        os.makedirs(root, mode=0o700, exist_ok=True)
+        paths.makedirs(root, 0o700)
         try:
-            os.mkdir(c.dir, 0o711)
+            posix.mkdir(c.dir, 0o711)
         except FileExistsError:
             raise PyruncError(f"container {cid} already exists") from None
         c.lock()
@@ -91,13 +91,13 @@ class Container:
 
     def lock(self):
         """Serialise commands on one id: an exclusive flock on the container directory."""
-        fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = posix.open(self.dir, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
         fcntl.flock(fd, fcntl.LOCK_EX)
         self._lock_fd = fd
 
     def unlock(self):
         if self._lock_fd is not None:
-            os.close(self._lock_fd)
+            posix.close(self._lock_fd)
             self._lock_fd = None
 
     # -- state.json
@@ -105,7 +105,7 @@ class Container:
         tmp = self.state_file + ".tmp"
         with open(tmp, "w") as f:
             f.write(fastjson.dumps(self.data))
-        os.rename(tmp, self.state_file)
+        posix.rename(tmp, self.state_file)
 
     @property
     def pid(self):
@@ -118,7 +118,7 @@ class Container:
         start, letter = proc_start_time(pid)
         if start is None or start != self.data.get("pidStartTime") or letter in ("Z", "X"):
             return "stopped"
-        if os.path.exists(self.fifo):
+        if paths.exists(self.fifo):
             return "created"
         if self.data.get("paused"):
             return "paused"
@@ -144,15 +144,15 @@ class Container:
         return state
 
     def remove(self):
-        for name in os.listdir(self.dir):
-            os.unlink(os.path.join(self.dir, name))
-        os.rmdir(self.dir)
+        for name in posix.listdir(self.dir):
+            posix.unlink(paths.join(self.dir, name))
+        posix.rmdir(self.dir)
         self.unlock()
 
 
 def list_ids(root):
     try:
-        names = os.listdir(root)
+        names = posix.listdir(root)
     except FileNotFoundError:
         return []
-    return sorted(n for n in names if os.path.isfile(os.path.join(root, n, "state.json")))
+    return sorted(n for n in names if paths.isfile(paths.join(root, n, "state.json")))

@@ -1,9 +1,9 @@
 """The two child processes of create/exec: C1 enters the namespaces, C2 is the init.
 
-Neither returns: each ends in os._exit or execve. Errors travel to the parent over the
+Neither returns: each ends in posix._exit or execve. Errors travel to the parent over the
 channel as (message, JSON path, step, errno); the parent prints one line and cleans up.
 """
-import os
+import posix
 
 from pyrunc import syscalls as sc
 from pyrunc.errors import PyruncError
@@ -19,20 +19,20 @@ def c1_main(ctx):
         run_steps(ctx, NAMESPACE_STEPS)
         # C2 waits on this pipe until the parent has its pid: the parent then knows the
         # pid before any message from C2 (and can kill it if anything fails)
-        r, w = os.pipe()
-        pid = os.fork()
+        r, w = posix.pipe()
+        pid = posix.fork()
         if pid == 0:
-            os.close(w)
-            os.read(r, 1)
-            os.close(r)
+            posix.close(w)
+            posix.read(r, 1)
+            posix.close(r)
             c2_main(ctx)
         ctx.channel.send("pid", pid=pid)
-        os.write(w, b"1")
+        posix.write(w, b"1")
     except BaseException as e:  # noqa: B036 - anything must reach the parent, then exit
         report(ctx, e)
-        os._exit(1)
+        posix._exit(1)
     finally:
-        os._exit(0)
+        posix._exit(0)
 
 
 def c2_main(ctx):
@@ -42,7 +42,7 @@ def c2_main(ctx):
     except BaseException as e:  # noqa: B036
         report(ctx, e)
     finally:
-        os._exit(1)
+        posix._exit(1)
 
 
 def report(ctx, exc):
@@ -66,6 +66,6 @@ def report(ctx, exc):
     line = f"pyrunc: {ctx.id}: {err}\n".encode()
     for fd in (ctx.fifo_write_fd, 2):
         try:
-            os.write(fd, line)
+            posix.write(fd, line)
         except OSError:
             pass

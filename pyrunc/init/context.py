@@ -4,7 +4,7 @@ The channel is a SOCK_SEQPACKET socketpair: one JSON message per packet, so a me
 never split or merged, and EOF tells the parent that the child exec'd or died.
 """
 import _socket
-import os
+import posix
 import struct
 
 from pyrunc import fastjson
@@ -84,14 +84,14 @@ class Context:
         self.process = config.process
         self.explain = None         # callable(str) for --explain / --debug
         self.debug = False
-        self.fail_step = os.environ.get("PYRUNC_FAIL_STEP")
+        self.fail_step = (posix.environ.get(b"PYRUNC_FAIL_STEP") or b"").decode() or None
         self.do_exec = None         # the prepared execve, set by the resolve_exec step
         self.state = None           # base of the state given to hooks (set by the parent)
 
     def hook_state(self, status):
         """State for hooks the init runs: they live in the container's namespaces, so the
         pid is the one the container sees (runc does the same)."""
-        return dict(self.state, status=status, pid=os.getpid())
+        return dict(self.state, status=status, pid=posix.getpid())
 
     @property
     def linux(self):

@@ -8,7 +8,7 @@ vocabulary of errors (`[step: mounts]`), --debug logs, --explain and fault injec
 C1 runs NAMESPACE_STEPS, forks, and C2 (pid 1 of a new pid namespace) runs INIT_STEPS
 for `create`, or EXEC_STEPS for `exec` into a running container.
 """
-import os
+import posix
 
 from pyrunc import syscalls as sc
 from pyrunc import timing
@@ -46,8 +46,8 @@ def step_user_namespace(ctx):
     # the article's 1000 -> 100000 map, the process's own ids. With no uid 0 in the
     # namespace the kernel has no root to take capabilities from: we keep them all.
     user = ctx.process.user
-    os.setresgid(*[_mapped(_linux(ctx, "gidMappings"), user.gid)] * 3)
-    os.setresuid(*[_mapped(_linux(ctx, "uidMappings"), user.uid)] * 3)
+    posix.setresgid(*[_mapped(_linux(ctx, "gidMappings"), user.gid)] * 3)
+    posix.setresuid(*[_mapped(_linux(ctx, "uidMappings"), user.uid)] * 3)
 
 
 def _mapped(mappings, wanted):
@@ -204,10 +204,10 @@ def step_terminal(ctx):
     master, slave = terminal.open_pty()
     size = ctx.process.consoleSize
     terminal.send_fd(ctx.console_fd, master)
-    os.close(master)
+    posix.close(master)
     if not ctx.exec_mode:
         terminal.mount_console(slave)
-    os.close(ctx.console_fd)
+    posix.close(ctx.console_fd)
     ctx.console_fd = None
     terminal.make_controlling(slave, (size.height, size.width) if size else None)
 
@@ -225,7 +225,7 @@ def load_seccomp(ctx):
         # SCMP_ACT_NOTIFY: the parent, in the host's namespaces, hands it to listenerPath
         ctx.channel.send("seccomp_listener", fds=[listener])
         ctx.channel.expect("seccomp_listener_done")
-        os.close(listener)
+        posix.close(listener)
 
 
 def step_seccomp_early(ctx):
@@ -245,7 +245,7 @@ def step_user(ctx):
     if ctx.caps is not None:
         capabilities.keep_caps_for_user_switch()
     user = ctx.process.user
-    os.umask(0o022 if user.umask is None else user.umask)
+    posix.umask(0o022 if user.umask is None else user.umask)
     try:
         process.switch_user(user)
     except OSError as e:
@@ -259,10 +259,10 @@ def step_capabilities(ctx):
 
 def step_cwd(ctx):
     try:
-        os.chdir(ctx.process.cwd)
+        posix.chdir(ctx.process.cwd)
         # CVE-2024-21626: a cwd like /proc/self/fd/N through an fd of the runtime would
         # land outside the container's root; getcwd then has no path (ENOENT)
-        inside = os.getcwd().startswith("/")
+        inside = posix.getcwd().startswith("/")
     except OSError as e:
         raise PyruncError(f"chdir {ctx.process.cwd}: {e.strerror}", path="process.cwd",
                           errno=e.errno) from None
@@ -297,7 +297,7 @@ def step_close_fds(ctx):
     # every fd above stdio and the preserved ones closes at exec (pyrunc's own included)
     first = 3 + ctx.preserve_fds
     for fd in range(3, first):
-        os.set_inheritable(fd, True)
+        posix.set_inheritable(fd, True)
     sc.close_range_cloexec(first)
 
 
@@ -306,7 +306,7 @@ def step_wait_for_start(ctx):
     try:
         # no reader yet, so ENXIO: but a permission problem shows now, while the parent
         # can still report it
-        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=ctx.proc_fd))
+        posix.close(posix.open(fifo, posix.O_WRONLY | posix.O_NONBLOCK | posix.O_CLOEXEC, dir_fd=ctx.proc_fd))
     except OSError as e:
         if e.errno != 6:
             raise
@@ -317,11 +317,11 @@ def step_wait_for_start(ctx):
     ctx.channel.close()
     # Blocks until `pyrunc start` opens the FIFO for reading. The fd stays open (CLOEXEC)
     # so that `start` reads until exec: EOF means exec'd, text means an error before it.
-    fd = os.open(fifo, os.O_WRONLY | os.O_CLOEXEC, dir_fd=ctx.proc_fd)
+    fd = posix.open(fifo, posix.O_WRONLY | posix.O_CLOEXEC, dir_fd=ctx.proc_fd)
     ctx.fifo_write_fd = fd
-    os.write(fd, b"0")
-    os.close(ctx.fifo_fd)
-    os.close(ctx.proc_fd)
+    posix.write(fd, b"0")
+    posix.close(ctx.fifo_fd)
+    posix.close(ctx.proc_fd)
 
 
 def step_start_hooks(ctx):

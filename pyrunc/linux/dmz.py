@@ -11,7 +11,7 @@ is that memfd: reopening it for writing fails (EPERM, the seal), and the host's 
 out of reach.
 """
 import fcntl
-import os
+import posix
 import struct
 
 from pyrunc import syscalls as sc
@@ -48,8 +48,8 @@ def elf():
 def sealed_memfd():
     """The program in a memfd that nobody can write any more (x86_64 code: elsewhere the
     exec fails with ENOEXEC and the init execs directly)."""
-    fd = os.memfd_create("pyrunc-dmz", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
-    os.write(fd, elf())
+    fd = posix.memfd_create("pyrunc-dmz", posix.MFD_CLOEXEC | posix.MFD_ALLOW_SEALING)
+    posix.write(fd, elf())
     fcntl.fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
     return fd
 

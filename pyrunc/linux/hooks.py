@@ -1,9 +1,9 @@
 """OCI hooks: each gets the container state as JSON on stdin, with its args, env and timeout.
 
-Runs with os.fork/execve rather than subprocess: the createContainer and startContainer
+Runs with posix.fork/execve rather than subprocess: the createContainer and startContainer
 hooks run inside the init after pivot_root, where only already-imported modules exist.
 """
-import os
+import posix
 import _signal
 import select
 
@@ -35,32 +35,32 @@ def run_hooks(kind, hooks, state, warn_only=False, warn=None):
 def run_one(hook, stdin_data):
     args = hook.args or [hook.path]
     env = hook.env or []
-    r, w = os.pipe()
-    err_r, err_w = os.pipe()
-    pid = os.fork()
+    r, w = posix.pipe()
+    err_r, err_w = posix.pipe()
+    pid = posix.fork()
     if pid == 0:
         try:
-            os.dup2(r, 0)
-            os.dup2(err_w, 2)
-            os.execve(hook.path, args, dict(e.split("=", 1) for e in env))
+            posix.dup2(r, 0)
+            posix.dup2(err_w, 2)
+            posix.execve(hook.path, args, dict(e.split("=", 1) for e in env))
         except OSError as e:
-            os.write(2, f"exec {hook.path}: {e.strerror}".encode())
-        os._exit(127)
-    os.close(r)
-    os.close(err_w)
+            posix.write(2, f"exec {hook.path}: {e.strerror}".encode())
+        posix._exit(127)
+    posix.close(r)
+    posix.close(err_w)
     try:
-        os.write(w, stdin_data)
+        posix.write(w, stdin_data)
     except BrokenPipeError:
         pass  # the hook need not read its stdin
-    os.close(w)
+    posix.close(w)
     status = _wait(pid, hook.timeout)
-    err = os.read(err_r, 4096).decode(errors="replace").strip()
-    os.close(err_r)
+    err = posix.read(err_r, 4096).decode(errors="replace").strip()
+    posix.close(err_r)
     if status is None:
         raise PyruncError(f"timed out after {hook.timeout}s (killed)")
-    if os.WIFSIGNALED(status):
-        raise PyruncError(f"killed by signal {os.WTERMSIG(status)}" + (f": {err}" if err else ""))
-    code = os.WEXITSTATUS(status)
+    if posix.WIFSIGNALED(status):
+        raise PyruncError(f"killed by signal {posix.WTERMSIG(status)}" + (f": {err}" if err else ""))
+    code = posix.WEXITSTATUS(status)
     if code != 0:
         raise PyruncError(f"exited with status {code}" + (f": {err}" if err else ""))
 
@@ -68,15 +68,15 @@ def run_one(hook, stdin_data):
 def _wait(pid, timeout):
     """The hook's wait status, or None after killing it at its timeout."""
     if timeout is None:
-        return os.waitpid(pid, 0)[1]
-    pidfd = os.pidfd_open(pid)
+        return posix.waitpid(pid, 0)[1]
+    pidfd = posix.pidfd_open(pid)
     try:
         poller = select.poll()
         poller.register(pidfd, select.POLLIN)
         if not poller.poll(timeout * 1000):
-            os.kill(pid, _signal.SIGKILL)
-            os.waitpid(pid, 0)
+            posix.kill(pid, _signal.SIGKILL)
+            posix.waitpid(pid, 0)
             return None
     finally:
-        os.close(pidfd)
-    return os.waitpid(pid, 0)[1]
+        posix.close(pidfd)
+    return posix.waitpid(pid, 0)[1]

@@ -8,7 +8,7 @@ given, in the format of linux.uidMappings: a file owned by containerID on disk i
 hostID through the mount (the same mapping as the container's own makes its root-owned
 image files appear as its root).
 """
-import os
+import posix
 
 from pyrunc import syscalls as sc
 from pyrunc.errors import PyruncError
@@ -39,28 +39,28 @@ def userns_fds(mounts):
             fds[i] = _userns_with(map_text(m.uidMappings), map_text(m.gidMappings), where)
     except BaseException:
         for fd in fds.values():
-            os.close(fd)
+            posix.close(fd)
         raise
     return fds
 
 
 def _userns_with(uid_map, gid_map, where):
-    ready_r, ready_w = os.pipe()
-    hold_r, hold_w = os.pipe()
-    pid = os.fork()
+    ready_r, ready_w = posix.pipe()
+    hold_r, hold_w = posix.pipe()
+    pid = posix.fork()
     if pid == 0:
         try:
-            os.close(ready_r)
-            os.close(hold_w)
+            posix.close(ready_r)
+            posix.close(hold_w)
             sc.unshare(sc.CLONE_NEWUSER)
-            os.write(ready_w, b"1")
-            os.read(hold_r, 1)  # until the parent has the namespace's fd
+            posix.write(ready_w, b"1")
+            posix.read(hold_r, 1)  # until the parent has the namespace's fd
         finally:
-            os._exit(0)
-    os.close(ready_w)
-    os.close(hold_r)
+            posix._exit(0)
+    posix.close(ready_w)
+    posix.close(hold_r)
     try:
-        if os.read(ready_r, 1) != b"1":
+        if posix.read(ready_r, 1) != b"1":
             raise PyruncError("could not make the mount's user namespace", path=where,
                               step="mounts")
         for name, text in (("uid_map", uid_map), ("gid_map", gid_map)):
@@ -70,20 +70,20 @@ def _userns_with(uid_map, gid_map, where):
             except OSError as e:
                 raise PyruncError(f"write {name}: {e.strerror}", path=where, step="mounts",
                                   errno=e.errno) from None
-        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        return posix.open(f"/proc/{pid}/ns/user", posix.O_RDONLY | posix.O_CLOEXEC)
     finally:
-        os.close(ready_r)
-        os.close(hold_w)
-        os.waitpid(pid, 0)
+        posix.close(ready_r)
+        posix.close(hold_w)
+        posix.waitpid(pid, 0)
 
 
 def bind(source, target_fd, userns_fd, recursive):
     """Clone the source's mount tree, idmap it, attach it on target_fd."""
-    flags = OPEN_TREE_CLONE | os.O_CLOEXEC | (sc.AT_RECURSIVE if recursive else 0)
+    flags = OPEN_TREE_CLONE | posix.O_CLOEXEC | (sc.AT_RECURSIVE if recursive else 0)
     tree = sc.syscall(sc.SYS_open_tree, -100, sc.cstr(source), flags, what="open_tree")
     try:
         sc.mount_setattr(tree, MOUNT_ATTR_IDMAP, 0, recursive, userns_fd=userns_fd)
         sc.syscall(sc.SYS_move_mount, tree, sc.cstr(""), target_fd, sc.cstr(""),
                    MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH, what="move_mount")
     finally:
-        os.close(tree)
+        posix.close(tree)

@@ -1,5 +1,5 @@
 """Namespaces: new ones with unshare(2), existing ones joined with setns(2) by path."""
-import os
+import posix
 
 from pyrunc import syscalls as sc
 from pyrunc.errors import PyruncError
@@ -44,14 +44,14 @@ def plan(namespaces):
             new_flags |= FLAGS[ns.type]
             continue
         try:
-            fd = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = posix.open(ns.path, posix.O_RDONLY | posix.O_CLOEXEC)
         except OSError as e:
             _close(joins)
             raise PyruncError(f"open {ns.path}: {e.strerror}", path=where, step="namespaces",
                               errno=e.errno) from None
         actual = ns_type_of(fd)
         if actual != PROC_NAMES[ns.type]:
-            os.close(fd)
+            posix.close(fd)
             _close(joins)
             raise PyruncError(f"{ns.path} is {'a ' + actual if actual else 'not a'} namespace, "
                               f"not {ns.type}", path=where, step="namespaces")
@@ -61,7 +61,7 @@ def plan(namespaces):
 
 def _close(joins):
     for fd in joins.values():
-        os.close(fd)
+        posix.close(fd)
 
 
 def ns_type_of(fd):
@@ -70,7 +70,7 @@ def ns_type_of(fd):
     An nsfs fd's link reads 'net:[4026531840]'; any file on a real filesystem reads as an
     absolute path, so the link alone tells them apart.
     """
-    target = os.readlink(f"/proc/self/fd/{fd}")
+    target = posix.readlink(f"/proc/self/fd/{fd}")
     kind, sep, rest = target.partition(":[")
     return kind if sep and not target.startswith("/") and rest[:-1].isdigit() else None
 

@@ -1,8 +1,8 @@
 """The container process: rlimits, user and groups, cwd, env, the executable, oom score."""
-import os
+import posix
 import resource
 
-from pyrunc import syscalls as sc
+from pyrunc import paths, syscalls as sc
 from pyrunc.errors import PyruncError
 
 RLIMIT_NUMBERS = {
@@ -34,13 +34,13 @@ def switch_user(user):
     """setgroups, then gid, then uid: after setresuid the rights to change groups are gone."""
     groups = list(user.additionalGids or ())
     try:
-        os.setgroups(groups)
+        posix.setgroups(groups)
     except PermissionError:
         # a user namespace with setgroups denied: only acceptable when no groups are asked
         if groups:
             raise
-    os.setresgid(user.gid, user.gid, user.gid)
-    os.setresuid(user.uid, user.uid, user.uid)
+    posix.setresgid(user.gid, user.gid, user.gid)
+    posix.setresuid(user.uid, user.uid, user.uid)
 
 
 def with_home(env, uid):
@@ -65,8 +65,8 @@ def find_executable(arg0, env, cwd):
     """Resolve args[0] against the container's PATH, as runc does before waiting for start
     (a missing program fails `create`, not the exec after `start`)."""
     if "/" in arg0:
-        path = arg0 if os.path.isabs(arg0) else os.path.join(cwd, arg0)
-        if not os.path.exists(path):
+        path = arg0 if paths.isabs(arg0) else paths.join(cwd, arg0)
+        if not paths.exists(path):
             raise PyruncError(f"exec {arg0}: no such file or directory", path="process.args[0]")
         return path
     search = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -74,8 +74,8 @@ def find_executable(arg0, env, cwd):
         if e.startswith("PATH="):
             search = e[5:]
     for d in search.split(":"):
-        path = os.path.join(d or ".", arg0)
-        if os.path.isfile(path) and os.access(path, os.X_OK):
+        path = paths.join(d or ".", arg0)
+        if paths.isfile(path) and posix.access(path, posix.X_OK):
             return path
     raise PyruncError(f"exec {arg0}: executable file not found in $PATH",
                       path="process.args[0]")

@@ -6,10 +6,10 @@ mount is made on /proc/self/fd/N of that O_PATH fd, as runc does since CVE-2021-
 symlink in the rootfs, even one swapped in while we work, cannot send a mount outside it.
 """
 import errno
-import os
+import posix
 import stat
 
-from pyrunc import syscalls as sc
+from pyrunc import paths, syscalls as sc
 from pyrunc.errors import PyruncError
 from pyrunc.linux import idmap
 
@@ -39,10 +39,10 @@ PROPAGATION = {
 }
 # flags a bind remount must carry over from the source, or the kernel refuses (EPERM)
 # to clear them when they are locked (always, inside a user namespace)
-ST_FLAGS = ((os.ST_RDONLY, sc.MS_RDONLY), (os.ST_NOSUID, sc.MS_NOSUID),
-            (os.ST_NODEV, sc.MS_NODEV), (os.ST_NOEXEC, sc.MS_NOEXEC),
-            (os.ST_NOATIME, sc.MS_NOATIME), (os.ST_NODIRATIME, sc.MS_NODIRATIME),
-            (os.ST_RELATIME, sc.MS_RELATIME))
+ST_FLAGS = ((posix.ST_RDONLY, sc.MS_RDONLY), (posix.ST_NOSUID, sc.MS_NOSUID),
+            (posix.ST_NODEV, sc.MS_NODEV), (posix.ST_NOEXEC, sc.MS_NOEXEC),
+            (posix.ST_NOATIME, sc.MS_NOATIME), (posix.ST_NODIRATIME, sc.MS_NODIRATIME),
+            (posix.ST_RELATIME, sc.MS_RELATIME))
 REMOUNT_KEEP = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
 
 DEFAULT_DEVICES = (("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7),
@@ -122,13 +122,13 @@ def open_in_root(root_fd, path, create=None):
     """
     rel = path.lstrip("/") or "."
     try:
-        fd = sc.openat2(root_fd, rel, os.O_PATH | os.O_CLOEXEC, sc.RESOLVE_IN_ROOT)
+        fd = sc.openat2(root_fd, rel, posix.O_PATH | posix.O_CLOEXEC, sc.RESOLVE_IN_ROOT)
     except OSError as e:
         if e.errno != errno.ENOENT or create is None:
             raise
         real = resolve_in_root(root_fd, path)
         make_path(root_fd, real, create)
-        fd = sc.openat2(root_fd, real.lstrip("/") or ".", os.O_PATH | os.O_CLOEXEC,
+        fd = sc.openat2(root_fd, real.lstrip("/") or ".", posix.O_PATH | posix.O_CLOEXEC,
                         sc.RESOLVE_IN_ROOT)
     if sc.trace:
         _opened[fd] = path
@@ -150,7 +150,7 @@ def resolve_in_root(root_fd, path):
                 done.pop()
             continue
         try:
-            st = os.lstat(f"{root}/{'/'.join(done + [part])}")
+            st = posix.lstat(f"{root}/{'/'.join(done + [part])}")
         except (FileNotFoundError, NotADirectoryError):
             done.append(part)
             continue
@@ -160,7 +160,7 @@ def resolve_in_root(root_fd, path):
         links += 1
         if links > 40:
             raise OSError(errno.ELOOP, f"resolve {path}: too many symlinks")
-        target = os.readlink(f"{root}/{'/'.join(done + [part])}")
+        target = posix.readlink(f"{root}/{'/'.join(done + [part])}")
         if target.startswith("/"):
             done = []
         todo = [p for p in target.split("/") if p] + todo
@@ -170,25 +170,25 @@ def resolve_in_root(root_fd, path):
 def make_path(root_fd, real, create):
     """Create each missing component of a resolved path; no symlink may appear on the way."""
     parts = [p for p in real.split("/") if p]
-    dfd = sc.openat2(root_fd, ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, 0)
+    dfd = sc.openat2(root_fd, ".", posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC, 0)
     try:
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
             try:
                 if last and create == "file":
-                    os.close(os.open(part, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW |
-                                     os.O_CLOEXEC, 0o644, dir_fd=dfd))
+                    posix.close(posix.open(part, posix.O_CREAT | posix.O_WRONLY | posix.O_NOFOLLOW |
+                                     posix.O_CLOEXEC, 0o644, dir_fd=dfd))
                 else:
-                    os.mkdir(part, 0o755, dir_fd=dfd)
+                    posix.mkdir(part, 0o755, dir_fd=dfd)
             except FileExistsError:
                 pass
             if not last:
-                nfd = sc.openat2(dfd, part, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC,
+                nfd = sc.openat2(dfd, part, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC,
                                  sc.RESOLVE_NO_SYMLINKS)
-                os.close(dfd)
+                posix.close(dfd)
                 dfd = nfd
     finally:
-        os.close(dfd)
+        posix.close(dfd)
 
 
 class FdPath(str):
@@ -207,7 +207,7 @@ def fd_path(fd):
 
 
 def current_flags(path):
-    st = os.statvfs(path)
+    st = posix.statvfs(path)
     return sum(ms for st_flag, ms in ST_FLAGS if st.f_flag & st_flag)
 
 
@@ -247,7 +247,7 @@ def parent_mount_private(rootfs):
 
 
 def mount_all(rootfs, mounts, bundle, in_userns, idmap_fds=None):
-    root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    root_fd = posix.open(rootfs, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
     try:
         read_only = []
         for i, m in enumerate(mounts or ()):
@@ -271,7 +271,7 @@ def mount_all(rootfs, mounts, bundle, in_userns, idmap_fds=None):
                 e.path = e.path or where
                 raise
     finally:
-        os.close(root_fd)
+        posix.close(root_fd)
 
 
 def remount_read_only(root_fd, m):
@@ -281,7 +281,7 @@ def remount_read_only(root_fd, m):
         sc.mount(None, fd_path(fd), None, sc.MS_REMOUNT | sc.MS_RDONLY | flags, None,
                  what=f"remount {m.type} read-only")
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def mount_one(root_fd, m, bundle, in_userns, idmap_fd=None):
@@ -291,10 +291,10 @@ def mount_one(root_fd, m, bundle, in_userns, idmap_fd=None):
     data = ",".join(opts.data) or None
     if is_bind(m, opts):
         source = m.source or ""
-        if not os.path.isabs(source):
-            source = os.path.join(bundle, source)
+        if not paths.isabs(source):
+            source = paths.join(bundle, source)
         try:
-            src_is_dir = stat.S_ISDIR(os.stat(source).st_mode)
+            src_is_dir = stat.S_ISDIR(posix.stat(source).st_mode)
         except OSError as e:
             raise OSError(e.errno, f"bind source {source}: {e.strerror}") from None
         fd = open_in_root(root_fd, m.destination, "dir" if src_is_dir else "file")
@@ -306,7 +306,7 @@ def mount_one(root_fd, m, bundle, in_userns, idmap_fd=None):
                 sc.mount(source, fd_path(fd), None, sc.MS_BIND | (opts.flags & sc.MS_REC),
                          what="bind mount")
         finally:
-            os.close(fd)
+            posix.close(fd)
         extra = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
         adjust_new_mount(root_fd, m.destination, opts, extra)
         return
@@ -316,22 +316,22 @@ def mount_one(root_fd, m, bundle, in_userns, idmap_fd=None):
     fd = open_in_root(root_fd, m.destination, "dir")
     flags = opts.flags & ~sc.MS_REMOUNT
     defer_ro = m.type == "tmpfs" and bool(flags & sc.MS_RDONLY) \
-        and os.path.normpath(m.destination) != "/dev"
+        and paths.normpath(m.destination) != "/dev"
     if defer_ro:
         flags &= ~sc.MS_RDONLY
     under = None
     try:
         if opts.copyup and m.type == "tmpfs":
             # the directory the tmpfs hides, still readable through this fd once it is hidden
-            under = sc.openat2(fd, ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, 0)
+            under = sc.openat2(fd, ".", posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC, 0)
         sc.mount(m.source or m.type, fd_path(fd), m.type, flags, data, what=f"mount {m.type}")
     finally:
-        os.close(fd)
+        posix.close(fd)
     if under is not None:
         try:
             copy_up(under, root_fd, m.destination)
         finally:
-            os.close(under)
+            posix.close(under)
     adjust_new_mount(root_fd, m.destination, opts, 0)
     return defer_ro
 
@@ -340,58 +340,58 @@ def copy_up(under, root_fd, destination):
     """tmpcopyup: copy what the directory held into the tmpfs now mounted over it."""
     top = open_in_root(root_fd, destination)
     try:
-        dfd = sc.openat2(top, ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, 0)
+        dfd = sc.openat2(top, ".", posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC, 0)
         try:
             copy_tree(under, dfd)
-            os.chmod(dfd, os.stat(under).st_mode & 0o7777)
+            posix.chmod(dfd, posix.stat(under).st_mode & 0o7777)
         finally:
-            os.close(dfd)
+            posix.close(dfd)
     finally:
-        os.close(top)
+        posix.close(top)
 
 
 def copy_tree(src, dst):
     """Directories, files, symlinks and special files of src into dst (both dir fds), with
     their modes, owners and times."""
-    for name in os.listdir(src):
-        st = os.stat(name, dir_fd=src, follow_symlinks=False)
+    for name in posix.listdir(src):
+        st = posix.stat(name, dir_fd=src, follow_symlinks=False)
         kind = stat.S_IFMT(st.st_mode)
         if kind == stat.S_IFDIR:
-            os.mkdir(name, 0o700, dir_fd=dst)
-            s = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+            posix.mkdir(name, 0o700, dir_fd=dst)
+            s = posix.open(name, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW | posix.O_CLOEXEC,
                         dir_fd=src)
             try:
-                d = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                d = posix.open(name, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW | posix.O_CLOEXEC,
                             dir_fd=dst)
                 try:
                     copy_tree(s, d)
                 finally:
-                    os.close(d)
+                    posix.close(d)
             finally:
-                os.close(s)
+                posix.close(s)
         elif kind == stat.S_IFLNK:
-            os.symlink(os.readlink(name, dir_fd=src), name, dir_fd=dst)
+            posix.symlink(posix.readlink(name, dir_fd=src), name, dir_fd=dst)
         elif kind == stat.S_IFREG:
-            s = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src)
+            s = posix.open(name, posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_CLOEXEC, dir_fd=src)
             try:
-                d = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600,
+                d = posix.open(name, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_CLOEXEC, 0o600,
                             dir_fd=dst)
                 try:
-                    while os.sendfile(d, s, None, 1 << 20):
+                    while posix.sendfile(d, s, None, 1 << 20):
                         pass
                 finally:
-                    os.close(d)
+                    posix.close(d)
             finally:
-                os.close(s)
+                posix.close(s)
         else:
             try:
-                os.mknod(name, st.st_mode, st.st_rdev, dir_fd=dst)
+                posix.mknod(name, st.st_mode, st.st_rdev, dir_fd=dst)
             except PermissionError:
                 continue  # a device node in a user namespace: skipped
-        os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
+        posix.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
         if kind != stat.S_IFLNK:
-            os.chmod(name, st.st_mode & 0o7777, dir_fd=dst)
-        os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst, follow_symlinks=False)
+            posix.chmod(name, st.st_mode & 0o7777, dir_fd=dst)
+        posix.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst, follow_symlinks=False)
 
 
 def adjust_new_mount(root_fd, destination, opts, remount_flags):
@@ -415,7 +415,7 @@ def adjust_new_mount(root_fd, destination, opts, remount_flags):
         for prop in opts.propagation:
             sc.mount(None, target, None, prop, what="set propagation")
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def mount_cgroup(root_fd, m, opts):
@@ -424,12 +424,12 @@ def mount_cgroup(root_fd, m, opts):
     flags = opts.flags & ~(sc.MS_REMOUNT | sc.MS_RDONLY)
     fd = open_in_root(root_fd, m.destination, "dir")
     try:
-        if m.type == "cgroup2" or not os.path.isdir("/sys/fs/cgroup/memory"):
+        if m.type == "cgroup2" or not paths.isdir("/sys/fs/cgroup/memory"):
             sc.mount("cgroup2", fd_path(fd), "cgroup2", opts.flags, what="mount cgroup2")
             return
         sc.mount("tmpfs", fd_path(fd), "tmpfs", flags, "mode=755", what="mount cgroup tmpfs")
     finally:
-        os.close(fd)
+        posix.close(fd)
     with open("/proc/self/cgroup") as f:
         entries = [line.rstrip("\n").split(":", 2) for line in f]
     tfd = open_in_root(root_fd, m.destination)
@@ -437,38 +437,38 @@ def mount_cgroup(root_fd, m, opts):
     try:
         for _, controllers, path in entries:
             name = controllers.removeprefix("name=") or "unified"
-            host = os.path.join("/sys/fs/cgroup", name)
-            if not os.path.isdir(host):
+            host = paths.join("/sys/fs/cgroup", name)
+            if not paths.isdir(host):
                 continue
             dfd = open_in_root(tfd, name, "dir")
             try:
                 sc.mount(host + path, fd_path(dfd), None, sc.MS_BIND | sc.MS_REC,
                          what="bind cgroup")
             finally:
-                os.close(dfd)
+                posix.close(dfd)
             dfd = open_in_root(tfd, name)
             try:
                 sc.mount(None, fd_path(dfd), None,
                          sc.MS_BIND | sc.MS_REMOUNT | flags | (opts.flags & sc.MS_RDONLY),
                          what="remount cgroup")
             finally:
-                os.close(dfd)
+                posix.close(dfd)
         if opts.flags & sc.MS_RDONLY:
             sc.mount(None, target, None, sc.MS_REMOUNT | sc.MS_RDONLY | flags, "mode=755",
                      what="remount cgroup tmpfs")
     finally:
-        os.close(tfd)
+        posix.close(tfd)
 
 
 def dev_is_bound(mounts):
-    return any(os.path.normpath(m.destination) == "/dev" and is_bind(m, parse_options(m.options))
+    return any(paths.normpath(m.destination) == "/dev" and is_bind(m, parse_options(m.options))
                for m in mounts or ())
 
 
 def create_devices(rootfs, devices, in_userns):
     """The spec's default devices plus linux.devices; bind from the host in a user namespace
     (mknod is not allowed there), as runc does."""
-    root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    root_fd = posix.open(rootfs, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
     try:
         wanted = [(p, stat.S_IFCHR, maj, mnr, 0o666, 0, 0, None) for p, maj, mnr in DEFAULT_DEVICES]
         kinds = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
@@ -484,90 +484,90 @@ def create_devices(rootfs, devices, in_userns):
                 raise PyruncError(f"create device {path}: {e.strerror}", path=where,
                                   step="devices", errno=e.errno) from None
     finally:
-        os.close(root_fd)
+        posix.close(root_fd)
 
 
 def make_device(root_fd, path, kind, major, minor, mode, uid, gid, in_userns):
-    parent, name = os.path.split(path)
+    parent, name = paths.split(path)
     pfd = open_in_root(root_fd, parent, "dir")
-    dfd = sc.openat2(pfd, ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, 0)
-    os.close(pfd)
+    dfd = sc.openat2(pfd, ".", posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC, 0)
+    posix.close(pfd)
     try:
         try:
-            os.unlink(name, dir_fd=dfd)
+            posix.unlink(name, dir_fd=dfd)
         except FileNotFoundError:
             pass
         if in_userns and kind != stat.S_IFIFO:
-            os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644, dir_fd=dfd))
-            fd = sc.openat2(dfd, name, os.O_PATH | os.O_CLOEXEC, sc.RESOLVE_IN_ROOT)
+            posix.close(posix.open(name, posix.O_CREAT | posix.O_WRONLY | posix.O_CLOEXEC, 0o644, dir_fd=dfd))
+            fd = sc.openat2(dfd, name, posix.O_PATH | posix.O_CLOEXEC, sc.RESOLVE_IN_ROOT)
             try:
                 sc.mount(path, fd_path(fd), None, sc.MS_BIND, what=f"bind device {path}")
             finally:
-                os.close(fd)
+                posix.close(fd)
             return
-        os.mknod(name, kind | (mode & 0o7777), os.makedev(major, minor), dir_fd=dfd)
-        os.chmod(name, mode & 0o7777, dir_fd=dfd)  # mknod is subject to the umask
+        posix.mknod(name, kind | (mode & 0o7777), posix.makedev(major, minor), dir_fd=dfd)
+        posix.chmod(name, mode & 0o7777, dir_fd=dfd)  # mknod is subject to the umask
         if uid is not None or gid is not None:
-            os.chown(name, -1 if uid is None else uid, -1 if gid is None else gid, dir_fd=dfd)
+            posix.chown(name, -1 if uid is None else uid, -1 if gid is None else gid, dir_fd=dfd)
     finally:
-        os.close(dfd)
+        posix.close(dfd)
 
 
 def dev_symlinks(rootfs, has_devpts):
-    root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    root_fd = posix.open(rootfs, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
     try:
         links = list(DEV_SYMLINKS)
-        if os.path.exists("/proc/kcore"):
+        if paths.exists("/proc/kcore"):
             links.append(("/proc/kcore", "/dev/core"))
         if has_devpts:
             links.append(("pts/ptmx", "/dev/ptmx"))
         pfd = open_in_root(root_fd, "/dev", "dir")
-        dfd = sc.openat2(pfd, ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, 0)
-        os.close(pfd)
+        dfd = sc.openat2(pfd, ".", posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC, 0)
+        posix.close(pfd)
         try:
             for target, link in links:
-                name = os.path.basename(link)
+                name = paths.basename(link)
                 try:
-                    os.unlink(name, dir_fd=dfd)
+                    posix.unlink(name, dir_fd=dfd)
                 except FileNotFoundError:
                     pass
-                os.symlink(target, name, dir_fd=dfd)
+                posix.symlink(target, name, dir_fd=dfd)
         finally:
-            os.close(dfd)
+            posix.close(dfd)
     finally:
-        os.close(root_fd)
+        posix.close(root_fd)
 
 
 def pivot_root(rootfs):
     """runc's way: pivot_root(".", ".") stacks the old root over the new one, which is then
     detached; no directory for the old root is needed in the container."""
-    old = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    new = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    old = posix.open("/", posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
+    new = posix.open(rootfs, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
     try:
-        os.fchdir(new)
+        posix.fchdir(new)
         sc.pivot_root(".", ".")
-        os.fchdir(old)
+        posix.fchdir(old)
         # keep unmount events of the old root from reaching the host's mounts
         sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC, what="make old root rslave")
         sc.umount2(".", sc.MNT_DETACH)
     finally:
-        os.close(old)
-        os.close(new)
-    os.chdir("/")
+        posix.close(old)
+        posix.close(new)
+    posix.chdir("/")
 
 
 def chroot(rootfs):
     """--no-pivot: move the rootfs over / and chroot, for ramdisk roots where pivot_root fails."""
-    os.chdir(rootfs)
+    posix.chdir(rootfs)
     sc.mount(rootfs, "/", None, sc.MS_MOVE, what="move rootfs to /")
-    os.chroot(".")
-    os.chdir("/")
+    posix.chroot(".")
+    posix.chdir("/")
 
 
 def mask_path(path):
     """A directory gets a read-only empty tmpfs, a file /dev/null; missing paths are skipped."""
     try:
-        st = os.stat(path)
+        st = posix.stat(path)
     except (FileNotFoundError, NotADirectoryError):
         if sc.trace:
             sc.trace(f"  {path} is absent: skipped")

@@ -23,9 +23,9 @@ Only the parent's compile path imports the cffi binding and opens libseccomp; a 
 hit and the init need neither.
 """
 import errno
-import os
+import posix
 
-from pyrunc import fastjson, syscalls
+from pyrunc import fastjson, paths, syscalls
 from pyrunc.errors import PyruncError
 
 STEP = "seccomp"
@@ -326,7 +326,7 @@ def _export(section, what):
         for i, token in _arch_tokens(section):
             rc = lib.seccomp_arch_add(ctx, token)
             if rc < 0 and rc != -errno.EEXIST:     # EEXIST: the native one, always there
-                raise _error(f"libseccomp cannot add it: {os.strerror(-rc)}",
+                raise _error(f"libseccomp cannot add it: {posix.strerror(-rc)}",
                              f"{section.path}.architectures[{i}]")
         unknown, added = [], 0
         for rule in section.effective():
@@ -343,16 +343,16 @@ def _export(section, what):
                 added += 1
         if added > _BINARY_TREE_AFTER:
             lib.seccomp_attr_set(ctx, _SCMP_FLTATR_CTL_OPTIMIZE, 2)
-        fd = os.memfd_create("pyrunc-seccomp", os.MFD_CLOEXEC)
+        fd = posix.memfd_create("pyrunc-seccomp", posix.MFD_CLOEXEC)
         try:
             rc = (lib.seccomp_export_bpf if what == "bpf" else lib.seccomp_export_pfc)(ctx, fd)
             if rc < 0:
-                raise _error(f"libseccomp cannot export the filter: {os.strerror(-rc)}",
+                raise _error(f"libseccomp cannot export the filter: {posix.strerror(-rc)}",
                              section.path)
-            size = os.lseek(fd, 0, os.SEEK_CUR)
-            return os.pread(fd, size, 0), unknown
+            size = posix.lseek(fd, 0, 1)  # SEEK_CUR
+            return posix.pread(fd, size, 0), unknown
         finally:
-            os.close(fd)
+            posix.close(fd)
     finally:
         lib.seccomp_release(ctx)
 
@@ -361,7 +361,7 @@ def _rule_refused(name, rc):
     if rc == -errno.EEXIST:
         return (f"libseccomp refuses the rule for {name!r}: another rule gives it a different "
                 "action for the same argument conditions")
-    return f"libseccomp refuses the rule for {name!r}: {os.strerror(-rc)}"
+    return f"libseccomp refuses the rule for {name!r}: {posix.strerror(-rc)}"
 
 
 # --- the cache ---------------------------------------------------------------------------
@@ -372,10 +372,10 @@ def _ld_so_conf_dirs():
     lines = []
     confd = "/etc/ld.so.conf.d"
     try:
-        names = sorted(n for n in os.listdir(confd) if n.endswith(".conf"))
+        names = sorted(n for n in posix.listdir(confd) if n.endswith(".conf"))
     except OSError:
         names = []
-    for path in ["/etc/ld.so.conf"] + [os.path.join(confd, n) for n in names]:
+    for path in ["/etc/ld.so.conf"] + [paths.join(confd, n) for n in names]:
         try:
             with open(path) as f:
                 lines += f.read().splitlines()
@@ -393,14 +393,14 @@ def _library_identity():
     """The libseccomp.so.2 the dynamic loader would open, found without opening it: the
     resolved file name carries the version (libseccomp.so.2.5.4), size and mtime a rebuild.
     None when not found this way (no caching then)."""
-    dirs = [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(":") if d]
+    dirs = [d for d in posix.environ.get(b"LD_LIBRARY_PATH", b"").decode(errors="surrogateescape").split(":") if d]
     for d in dirs + _ld_so_conf_dirs() + ["/lib64", "/usr/lib64", "/lib", "/usr/lib"]:
-        path = os.path.join(d, "libseccomp.so.2")
+        path = paths.join(d, "libseccomp.so.2")
         try:
-            st = os.stat(path)
+            st = posix.stat(path)
         except OSError:
             continue
-        return f"{os.path.realpath(path)}:{st.st_size}:{st.st_mtime_ns}"
+        return f"{paths.realpath(path)}:{st.st_size}:{st.st_mtime_ns}"
     return None
 
 
@@ -426,7 +426,7 @@ def _cache_key(seccomp, identity):
     # fastjson, not json: importing json (and with it re and enum) would cost more than
     # the warm cache saves
     text = fastjson.dumps_canonical(_plain(seccomp))
-    material = f"pyrunc-seccomp {CACHE_FORMAT}\0{identity}\0{os.uname().machine}\0{text}"
+    material = f"pyrunc-seccomp {CACHE_FORMAT}\0{identity}\0{posix.uname().machine}\0{text}"
     return _sha256()(material.encode()).hexdigest()
 
 
@@ -451,14 +451,14 @@ def _cache_read(path):
 
 
 def _cache_write(cache_dir, key, bpf, unknown):
-    os.makedirs(cache_dir, mode=0o700, exist_ok=True)
+    paths.makedirs(cache_dir, 0o700)
     header = " ".join([str(len(bpf))] + [f"{i}.{j}" for i, j in unknown]) + "\n"
-    tmp = os.path.join(cache_dir, f".{key}.{os.getpid()}")
+    tmp = paths.join(cache_dir, f".{key}.{posix.getpid()}")
     with open(tmp, "wb") as f:
         f.write(header.encode() + bpf)
-    os.replace(tmp, os.path.join(cache_dir, key))   # readers see a whole entry or none
+    posix.replace(tmp, paths.join(cache_dir, key))   # readers see a whole entry or none
     entries = []
-    for e in os.scandir(cache_dir):
+    for e in posix.scandir(cache_dir):
         try:
             if not e.name.startswith("."):
                 entries.append((e.stat().st_mtime_ns, e.path))
@@ -467,7 +467,7 @@ def _cache_write(cache_dir, key, bpf, unknown):
     entries.sort()
     for _, old in entries[:-CACHE_MAX_ENTRIES]:
         try:
-            os.unlink(old)
+            posix.unlink(old)
         except FileNotFoundError:
             continue
 
@@ -476,7 +476,7 @@ def _compile_cached(section, cache_dir, warnings):
     identity = _library_identity() if cache_dir else None
     if identity is None:
         return _export(section, "bpf")
-    path = os.path.join(cache_dir, _cache_key(section.node, identity))
+    path = paths.join(cache_dir, _cache_key(section.node, identity))
     hit = _cache_read(path)
     if hit is not None:
         return hit
@@ -484,7 +484,7 @@ def _compile_cached(section, cache_dir, warnings):
     # store only when the library found by path is the one the loader opened
     if identity.split(":")[0].endswith(f".so.{_version()}"):
         try:
-            _cache_write(cache_dir, os.path.basename(path), bpf, unknown)
+            _cache_write(cache_dir, paths.basename(path), bpf, unknown)
         except OSError as err:
             warnings.append(f"{section.path}: cannot store the compiled filter in "
                             f"{cache_dir}: {err.strerror}; it is recompiled next time")

@@ -1,6 +1,6 @@
 """process.terminal: a pty made inside the container, its master sent over --console-socket."""
 import fcntl
-import os
+import posix
 import _socket
 import select
 import struct
@@ -16,7 +16,7 @@ TIOCSCTTY = 0x540E
 
 def open_pty():
     """(master fd, slave path) from the container's /dev/ptmx (a devpts newinstance)."""
-    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    master = posix.open("/dev/ptmx", posix.O_RDWR | posix.O_NOCTTY | posix.O_CLOEXEC)
     fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
     n = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, struct.pack("I", 0)))[0]
     return master, f"/dev/pts/{n}"
@@ -28,7 +28,7 @@ def set_size(fd, height, width):
 
 def send_fd(sock_fd, fd, name="/dev/ptmx"):
     """SCM_RIGHTS, as runc sends the console master (the message text is the pty name)."""
-    s = _socket.socket(fileno=os.dup(sock_fd))
+    s = _socket.socket(fileno=posix.dup(sock_fd))
     try:
         s.sendmsg([name.encode()], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
                                      struct.pack("i", fd))])
@@ -47,7 +47,7 @@ def recv_fd(sock):
 def mount_console(slave_path):
     """The pty slave bind-mounted on /dev/console, as the spec asks (and runc does)."""
     try:
-        os.close(os.open("/dev/console", os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC,
+        posix.close(posix.open("/dev/console", posix.O_CREAT | posix.O_EXCL | posix.O_WRONLY | posix.O_CLOEXEC,
                          0o600))
     except FileExistsError:
         pass
@@ -56,25 +56,25 @@ def mount_console(slave_path):
 
 def make_controlling(slave_path, size=None):
     """New session, the pty slave as controlling terminal and as stdin/stdout/stderr."""
-    os.setsid()
-    slave = os.open(slave_path, os.O_RDWR)
+    posix.setsid()
+    slave = posix.open(slave_path, posix.O_RDWR)
     fcntl.ioctl(slave, TIOCSCTTY, 0)
     if size is not None:
         set_size(slave, *size)
     for n in (0, 1, 2):
-        os.dup2(slave, n)
+        posix.dup2(slave, n)
     if slave > 2:
-        os.close(slave)
+        posix.close(slave)
 
 
 def proxy(master, pidfd):
     """Foreground `run` with a terminal: copy our stdin to the pty and the pty to our stdout
     until the container exits (pidfd readable). Our tty, if any, is raw meanwhile."""
     saved = None
-    if os.isatty(0):
+    if posix.isatty(0):
         saved = termios.tcgetattr(0)
         tty.setraw(0)
-        rows, cols = os.get_terminal_size(0).lines, os.get_terminal_size(0).columns
+        rows, cols = posix.get_terminal_size(0).lines, posix.get_terminal_size(0).columns
         set_size(master, rows, cols)
     watched = [master, pidfd, 0]
     try:
@@ -82,16 +82,16 @@ def proxy(master, pidfd):
             ready, _, _ = select.select(watched, [], [])
             if master in ready:
                 try:
-                    data = os.read(master, 65536)
+                    data = posix.read(master, 65536)
                 except OSError:  # EIO: every slave fd closed
                     data = b""
                 if not data:
                     break
-                os.write(1, data)
+                posix.write(1, data)
             if 0 in ready:
-                data = os.read(0, 65536)
+                data = posix.read(0, 65536)
                 if data:
-                    os.write(master, data)
+                    posix.write(master, data)
                 else:
                     watched.remove(0)
             if pidfd in ready:

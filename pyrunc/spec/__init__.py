@@ -1,7 +1,5 @@
 """The spec layer: load config.json, check it, and hand out a typed model."""
-import os
-
-from pyrunc import fastjson
+from pyrunc import fastjson, paths
 from pyrunc.errors import PyruncError
 from pyrunc.spec.model import CONFIG, Loader
 
@@ -35,12 +33,12 @@ def load_bundle(bundle, strict=False):
 
 def read_config(bundle):
     """BUNDLE/config.json as parsed JSON (a dict), with one clear error when it is not."""
-    path = os.path.join(bundle, "config.json")
+    path = paths.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
             data = fastjson.loads(f.read())
     except FileNotFoundError:
-        if not os.path.isdir(bundle):
+        if not paths.isdir(bundle):
             raise PyruncError(f"bundle {bundle}: no such directory", step="load") from None
         raise PyruncError(f"{path}: no such file", step="load") from None
     except OSError as e:

@@ -1,5 +1,7 @@
 """Checks across fields that the schema alone cannot express (runtime-spec config-linux.md)."""
-import os
+import posix
+
+from pyrunc import paths
 
 RLIMITS = ("RLIMIT_AS", "RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_FSIZE",
            "RLIMIT_LOCKS", "RLIMIT_MEMLOCK", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_NOFILE",
@@ -18,7 +20,7 @@ def validate(config, loader):
             fail("process.args", "required field is missing")
         if process.args is not None and not process.args:
             fail("process.args", "needs at least one entry")
-        if not os.path.isabs(process.cwd):
+        if not paths.isabs(process.cwd):
             fail("process.cwd", f"{process.cwd!r} is not an absolute path")
         seen = set()
         for i, rl in enumerate(process.rlimits or ()):
@@ -34,7 +36,7 @@ def validate(config, loader):
             if "=" not in e:
                 fail(f"process.env[{i}]", f"{e!r} is not KEY=VALUE")
     for i, m in enumerate(config.mounts or ()):
-        if not os.path.isabs(m.destination):
+        if not paths.isabs(m.destination):
             # runc resolves relative destinations from /; the spec says absolute (1.0.2+)
             loader.warnings.append(f"mounts[{i}].destination: {m.destination!r} is relative; "
                                    "taken from /")
@@ -80,13 +82,13 @@ def validate(config, loader):
         if key not in ("monotonic", "boottime"):
             fail(f"linux.timeOffsets.{key}", "only monotonic and boottime have offsets")
     for i, d in enumerate(linux.devices or ()):
-        if not os.path.isabs(d.path):
+        if not paths.isabs(d.path):
             fail(f"linux.devices[{i}].path", f"{d.path!r} is not an absolute path")
         if d.type != "p" and (d.major is None or d.minor is None):
             fail(f"linux.devices[{i}]", f"a {d.type} device needs major and minor")
     for key in ("maskedPaths", "readonlyPaths"):
         for i, p in enumerate(getattr(linux, key) or ()):
-            if not os.path.isabs(p):
+            if not paths.isabs(p):
                 fail(f"linux.{key}[{i}]", f"{p!r} is not an absolute path")
 
 
@@ -149,7 +151,7 @@ def sysctl_namespace(key):
 
 def _is_host_ns(path):
     try:
-        st, host = os.stat(path), os.stat("/proc/1/ns/net")
+        st, host = posix.stat(path), posix.stat("/proc/1/ns/net")
     except OSError:
         return False
     return (st.st_dev, st.st_ino) == (host.st_dev, host.st_ino)
