@@ -4,9 +4,8 @@ Every failure after the state directory exists undoes what was made (the process
 killed; their mounts lived in their own mount namespace and vanish with them; the state
 directory is removed), then raises the PyruncError that explains it.
 """
-import posix
 import _signal
-import _socket
+import posix
 import select
 import time
 
@@ -116,6 +115,7 @@ def check_support(config, opts):
 
 
 def connect_console(path):
+    import _socket  # here: start, state and delete need no socket module
     s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         s.connect(path)
@@ -173,7 +173,9 @@ def create(opts):
             container.data = dict(ctx.state, status="created", pid=init_pid,
                                   pidStartTime=start_time, rootfs=ctx.rootfs,
                                   created=now_rfc3339(), owner="",
-                                  terminal=bool(config.process.terminal))
+                                  terminal=bool(config.process.terminal),
+                                  hookKinds=[k for k in ("poststart", "poststop")
+                                             if config.hooks and getattr(config.hooks, k)])
             container.save()
             if opts.pid_file:
                 write_pid_file(opts.pid_file, init_pid)
@@ -342,8 +344,11 @@ def _stored_config(container, raw=None):
 
 
 def _stored_hooks(container, kind):
-    """The container's hooks of one kind (model nodes), or None. The whole config is only
-    modelled when it has such hooks: start and delete would otherwise pay for it always."""
+    """The container's hooks of one kind (model nodes), or None. state.json's hookKinds
+    says whether there are any: start and delete read and model the stored config only
+    then (a state written before hookKinds existed: read the config to know)."""
+    if kind not in container.data.get("hookKinds", (kind,)):
+        return None
     with open(container.config_file, "rb") as f:
         raw = fastjson.loads(f.read())
     if not (raw.get("hooks") or {}).get(kind):
@@ -471,7 +476,7 @@ def remove_unfinished(root, cid):
 # -- run
 
 
-# _signal and _socket rather than signal and socket: their enums cost milliseconds a start
+# _signal rather than signal: its enums cost milliseconds a start
 FORWARDED = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGUSR1,
              _signal.SIGUSR2, _signal.SIGWINCH, _signal.SIGCONT)
 
@@ -485,6 +490,7 @@ def run(opts):
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1, what="prctl PR_SET_CHILD_SUBREAPER")
         if not opts.console_socket:
             # a terminal without --console-socket: we hold the pty master ourselves, as runc
+            import _socket
             console, opts.console_pair = _socket.socketpair(_socket.AF_UNIX,
                                                             _socket.SOCK_STREAM)
     try:

@@ -434,13 +434,16 @@ def mount_cgroup(root_fd, m, opts):
         entries = [line.rstrip("\n").split(":", 2) for line in f]
     tfd = open_in_root(root_fd, m.destination)
     target = fd_path(tfd)
+    # the tmpfs is new and empty: its directories are made directly, with no lookup
+    tdir = sc.openat2(tfd, ".", posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC, 0)
     try:
         for _, controllers, path in entries:
             name = controllers.removeprefix("name=") or "unified"
             host = paths.join("/sys/fs/cgroup", name)
             if not paths.isdir(host):
                 continue
-            dfd = open_in_root(tfd, name, "dir")
+            posix.mkdir(name, 0o755, dir_fd=tdir)
+            dfd = open_in_root(tfd, name)
             try:
                 sc.mount(host + path, fd_path(dfd), None, sc.MS_BIND | sc.MS_REC,
                          what="bind cgroup")
@@ -457,6 +460,7 @@ def mount_cgroup(root_fd, m, opts):
             sc.mount(None, target, None, sc.MS_REMOUNT | sc.MS_RDONLY | flags, "mode=755",
                      what="remount cgroup tmpfs")
     finally:
+        posix.close(tdir)
         posix.close(tfd)
 
 
