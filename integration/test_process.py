@@ -61,6 +61,27 @@ def test_join_namespaces_by_path(runtime, bundle, probe):
     assert report["hostname"] == "it-first"
 
 
+def test_join_pid_namespace_while_the_runtime_stays_in_its_own(runtime, bundle, probe,
+                                                              tmp_path):
+    """pyrunc enters a pid namespace for the init it forks next (setns on itself) and
+    goes back: the createRuntime hook it runs afterwards is in the host's pid namespace."""
+    first = bundle.make("first", "hold=30")
+    first_id = itlib.new_id()
+    assert runtime.create(first, first_id).returncode == 0
+    pid = runtime.state(first_id)["pid"]
+
+    second = bundle.make("second")
+    second.config["linux"]["namespaces"] = [
+        {"type": "pid", "path": f"/proc/{pid}/ns/pid"} if n["type"] == "pid" else n
+        for n in second.namespaces()]
+    seen = tmp_path / "hook-pid-ns"
+    second.config["hooks"] = {"createRuntime": [
+        {"path": "/bin/sh", "args": ["sh", "-c", f"readlink /proc/self/ns/pid > {seen}"]}]}
+    report = probe(second)
+    assert report["ns"]["pid"] == os.stat(f"/proc/{pid}/ns/pid").st_ino
+    assert seen.read_text().strip() == os.readlink("/proc/self/ns/pid")
+
+
 def test_hostname(runtime, bundle, probe):
     b = bundle.make("b")
     b.config["hostname"] = "it-host-1"

@@ -64,7 +64,9 @@ def test_architecture_doc_lists_the_steps_in_order():
     import re
     doc = open(os.path.join(os.path.dirname(__file__), "..", "docs", "ARCHITECTURE.md")).read()
     for label, seq in (("- C1:", steps.NAMESPACE_STEPS), ("- C2 (`create`):", steps.INIT_STEPS),
-                       ("- C2 (`exec`):", steps.EXEC_STEPS)):
+                       ("- C2 (`exec`):", steps.EXEC_STEPS),
+                       ("- P, without a user namespace, before it forks the init:",
+                        steps.PARENT_NAMESPACE_STEPS)):
         bullet = doc[doc.index(label) + len(label):].split("\n- ")[0].split("\n\n")[0]
         assert re.findall(r"`(\w+)`", bullet) == names(seq), label
 

@@ -67,7 +67,7 @@ def join_plan(config, init_pid):
 
 
 def exec_process(opts, args):
-    from pyrunc.init.child import c1_main
+    from pyrunc.init.child import fork_init
     from pyrunc.init.context import Channel, Context
     from pyrunc.spec.model import load_process
     container = Container.load(opts.root, opts.id)
@@ -97,22 +97,23 @@ def exec_process(opts, args):
     if not opts.detach:
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1, what="prctl PR_SET_CHILD_SUBREAPER")
     parent, child = Channel.pair()
-    c1 = posix.fork()
-    if c1 == 0:
+
+    def in_child():
         container.unlock()
         parent.close()
         ctx.channel = child
-        c1_main(ctx)
+    c1, pid = fork_init(ctx, in_child)
     child.close()
     for fd in ctx.ns.joins.values():
         posix.close(fd)
     if console is not None:
         console.close()
     try:
-        pid = drive(parent, ctx, c1, config, until=None)
+        pid = drive(parent, ctx, c1, pid, config, until=None)
     finally:
         parent.close()
-        _reap(c1)
+        if c1 is not None:
+            _reap(c1)
         container.unlock()
     if opts.pid_file:
         write_pid_file(opts.pid_file, pid)

@@ -127,7 +127,7 @@ def connect_console(path):
 
 def create(opts):
     """Create the container and leave its init waiting on exec.fifo. Returns the Container."""
-    from pyrunc.init.child import c1_main
+    from pyrunc.init.child import fork_init
     from pyrunc.init.context import Channel, Context
     bundle, config, raw = load_for_create(opts)
     timing.lap("load config")
@@ -154,12 +154,12 @@ def create(opts):
         ctx.fifo_fd = posix.open(container.fifo, posix.O_PATH | posix.O_CLOEXEC)
         ctx.proc_fd = posix.open("/proc", posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
         parent, child = Channel.pair()
-        c1 = posix.fork()
-        if c1 == 0:
+
+        def in_child():
             container.unlock()  # the flock stays with the parent's fd, not the init's
             parent.close()
             ctx.channel = child
-            c1_main(ctx)
+        c1, init_pid = fork_init(ctx, in_child)
         child.close()
         for fd in (ctx.fifo_fd, ctx.proc_fd, *(ctx.idmap_fds or {}).values()):
             posix.close(fd)
@@ -167,7 +167,7 @@ def create(opts):
             console.close()
         timing.lap("fork")
         try:
-            init_pid = drive(parent, ctx, c1, config, until="ready")
+            init_pid = drive(parent, ctx, c1, init_pid, config, until="ready")
             timing.lap("init ready")
             start_time, _ = proc_start_time(init_pid)
             container.data = dict(ctx.state, status="created", pid=init_pid,
@@ -183,7 +183,8 @@ def create(opts):
             timing.lap("state saved")
         finally:
             parent.close()
-            _reap(c1)
+            if c1 is not None:
+                _reap(c1)
     except BaseException:
         if init_pid:
             _kill_and_wait(init_pid)
@@ -192,10 +193,10 @@ def create(opts):
     return container
 
 
-def drive(channel, ctx, c1, config, until):
-    """Serve the children's requests until `until` (or EOF for exec); return the init's pid."""
+def drive(channel, ctx, c1, init_pid, config, until):
+    """Serve the children's requests until `until` (or EOF for exec); return the init's pid
+    (known from the fork, or reported by C1)."""
     from pyrunc.linux import hooks, userns
-    init_pid = None
     while True:
         msg = channel.recv()
         if msg is None:
@@ -213,7 +214,7 @@ def drive(channel, ctx, c1, config, until):
             channel.send("maps_done")
         elif kind == "net_devices":
             from pyrunc.linux import netdev
-            netdev.move_devices(config.linux.netDevices, c1)
+            netdev.move_devices(config.linux.netDevices, c1 or init_pid)
             channel.send("net_devices_done")
         elif kind == "seccomp_listener":
             from pyrunc.linux import seccomp

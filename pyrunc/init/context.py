@@ -70,6 +70,7 @@ class Context:
         self.id = container_id
         self.rootfs = None
         self.ns = None              # namespaces.Plan
+        self.runtime_ns = None      # the parent's pid/time namespaces, while it forks the init
         self.caps = None            # capabilities.CapSets or None (keep the runtime's)
         self.seccomp = None         # seccomp.Filter or None
         self.idmap_fds = None       # {mount index: user namespace fd} for idmapped mounts

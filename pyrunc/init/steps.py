@@ -5,8 +5,10 @@ Each step is `(name, applies, run)`. `applies(ctx)` says whether the config asks
 vocabulary of errors (`[step: mounts]`), --debug logs, --explain and fault injection
 (PYRUNC_FAIL_STEP=mounts).
 
-C1 runs NAMESPACE_STEPS, forks, and C2 (pid 1 of a new pid namespace) runs INIT_STEPS
-for `create`, or EXEC_STEPS for `exec` into a running container.
+With a user namespace, C1 runs NAMESPACE_STEPS, forks, and C2 (pid 1 of a new pid
+namespace) runs INIT_STEPS for `create`, or EXEC_STEPS for `exec` into a running container.
+Without one, the parent enters the pid and time namespaces for its next child and forks
+the init directly, which runs NAMESPACE_STEPS (the other namespaces) and then the same.
 """
 import posix
 
@@ -57,18 +59,21 @@ def _mapped(mappings, wanted):
 
 
 def step_namespaces(ctx):
-    namespaces.join(ctx.ns.joins, set(ctx.ns.joins) - {"user"})
-    flags = ctx.ns.new_flags & ~sc.CLONE_NEWUSER
+    flags, joins = ctx.ns.to_enter(set(namespaces.FLAGS) - {"user"})
+    namespaces.join(joins, joins.keys())
     if flags:
         sc.unshare(flags)
     namespaces.close_joins(ctx.ns.joins)
 
 
 def step_time_offsets(ctx):
-    # written before any process enters the new time namespace (C2, forked next)
-    with open("/proc/self/timens_offsets", "w") as f:
-        for clock, off in _linux(ctx, "timeOffsets").items():
-            f.write(f"{clock} {off.secs or 0} {off.nanosecs or 0}\n")
+    # the time namespace is new for this process's children: the init, forked next, is the
+    # first process in it
+    namespaces.write_time_offsets(_linux(ctx, "timeOffsets"))
+
+
+def step_enter_for_children(ctx):
+    ctx.runtime_ns = namespaces.enter_for_children(ctx.ns)
 
 
 def step_net_devices(ctx):
@@ -82,6 +87,13 @@ NAMESPACE_STEPS = (
     ("namespaces", lambda ctx: True, step_namespaces),
     ("net_devices", lambda ctx: not ctx.exec_mode and bool(_linux(ctx, "netDevices")),
      step_net_devices),
+    ("time_offsets", lambda ctx: not ctx.exec_mode and bool(_linux(ctx, "timeOffsets"))
+     and "time" not in ctx.ns.entered, step_time_offsets),
+)
+# Without a user namespace the parent runs these before it forks the init (see child.py);
+# the init's NAMESPACE_STEPS then enter only the other namespaces.
+PARENT_NAMESPACE_STEPS = (
+    ("namespaces", lambda ctx: True, step_enter_for_children),
     ("time_offsets", lambda ctx: not ctx.exec_mode and bool(_linux(ctx, "timeOffsets")),
      step_time_offsets),
 )

@@ -14,6 +14,8 @@ PROC_NAMES = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts
 # runc's order for setns: user first (it grants the rights to join the others), mount last
 # (after it the other paths may no longer resolve: they are opened before, anyway).
 JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
+# unshare(2) and setns(2) of these change only the namespace of the caller's next children
+FOR_CHILDREN = ("pid", "time")
 
 
 class Plan:
@@ -22,6 +24,13 @@ class Plan:
     def __init__(self, new_flags, joins):
         self.new_flags = new_flags
         self.joins = joins
+        self.entered = frozenset()  # FOR_CHILDREN types the parent entered before forking
+
+    def to_enter(self, types):
+        """(new flags, joins) of those types still to enter: not entered by the parent."""
+        types = set(types) - self.entered
+        flags = sum(FLAGS[t] for t in types if self.new_flags & FLAGS[t])
+        return flags, {t: fd for t, fd in self.joins.items() if t in types}
 
     @property
     def new_user(self):
@@ -79,6 +88,46 @@ def join(joins, types):
     for nstype in JOIN_ORDER:
         if nstype in types and nstype in joins:
             sc.setns(joins[nstype], FLAGS[nstype], what=f"setns {nstype}")
+
+
+def enter_for_children(plan):
+    """Put this process's next child into the container's pid and time namespaces, and
+    return what leave_for_children needs to come back. Only the parent's *_for_children
+    changes: the parent itself stays where it is, so it can fork the init directly."""
+    back = {}
+    try:
+        for nstype in FOR_CHILDREN:
+            if not plan.has(nstype):
+                continue
+            name = PROC_NAMES[nstype]
+            back[nstype] = posix.open(f"/proc/self/ns/{name}_for_children",
+                                      posix.O_RDONLY | posix.O_CLOEXEC)
+            if nstype in plan.joins:
+                sc.setns(plan.joins[nstype], FLAGS[nstype], what=f"setns {nstype}")
+            else:
+                sc.unshare(FLAGS[nstype])
+    except BaseException:
+        leave_for_children(back)
+        raise
+    plan.entered = frozenset(back)
+    return back
+
+
+def leave_for_children(back):
+    """The parent's children go back to its own pid and time namespaces."""
+    try:
+        for nstype, fd in back.items():
+            sc.setns(fd, FLAGS[nstype], what=f"setns {nstype}: the runtime's own")
+    finally:
+        for fd in back.values():
+            posix.close(fd)
+
+
+def write_time_offsets(offsets):
+    """Written before any process is in the new time namespace (the kernel's rule)."""
+    with open("/proc/self/timens_offsets", "w") as f:
+        for clock, off in offsets.items():
+            f.write(f"{clock} {off.secs or 0} {off.nanosecs or 0}\n")
 
 
 def close_joins(joins):
