@@ -4,12 +4,14 @@
 
 Nothing in pyrunc/ is edited: this script imports pyrunc's modules one group at a time
 (timing each group), then wraps functions in the imported modules (lifecycle, the init's
-steps, os.fork) so that each writes "PID EVENT NS" to LOG, NS since T0_NS (CLOCK_MONOTONIC,
-taken by the driver just before it spawned this process). The children (C1, C2) inherit
+steps, posix.fork) so that each writes "PID EVENT NS" to LOG, NS since T0_NS (CLOCK_MONOTONIC,
+taken by the driver just before it spawned this process). The children (the init C2, and
+C1 before it with a user namespace) inherit
 LOG's fd (close-on-exec: it is gone at the container's execve). Only os, sys and time are
 imported before the first timestamp, as the -IS launcher imports nothing either.
 """
 import os
+import posix
 import sys
 import time
 
@@ -98,6 +100,7 @@ def fork():
 
 
 os.fork = fork
+posix.fork = fork  # what pyrunc calls: it does not import os (pyrunc/paths.py)
 
 
 def wrap_steps(steps):
@@ -113,6 +116,8 @@ def wrap_steps(steps):
 
 child.NAMESPACE_STEPS = wrap_steps(child.NAMESPACE_STEPS)
 child.INIT_STEPS = wrap_steps(child.INIT_STEPS)
+if hasattr(child, "PARENT_NAMESPACE_STEPS"):
+    child.PARENT_NAMESPACE_STEPS = wrap_steps(child.PARENT_NAMESPACE_STEPS)
 wrap(child, "c1_main")
 wrap(child, "c2_main")
 

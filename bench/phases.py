@@ -104,8 +104,15 @@ def phases_of(order):
         ("prepare: seccomp.prepare", "P:seccomp.prepare begin#0", "P:seccomp.prepare end#0"),
         ("prepare: check_support", "P:check_support begin#0", "P:check_support end#0"),
         ("config copy, exec.fifo, socketpair", "P:prepare end#0", "P:fork call#0"),
-        ("fork C1 (in P)", "P:fork call#0", "P:fork parent#0"),
-        ("P waits for the init (drive) = C1 + C2 below", "P:drive begin#0", "P:drive end#0"),
+    ]
+    for k in order:  # without a user namespace P enters pid/time for the init it forks
+        if k.startswith("P:step ") and k.endswith(" begin#0"):
+            name = k[len("P:step "):-len(" begin#0")]
+            ph.append((f"P step {name}", k, f"P:step {name} end#0"))
+    ph += [
+        ("fork (in P): C1, or the init without a user namespace", "P:fork call#0",
+         "P:fork parent#0"),
+        ("P waits for the init (drive) = [C1 +] C2 below", "P:drive begin#0", "P:drive end#0"),
         ("  C1: from fork to c1_main", "C1:fork child#0", "C1:c1_main begin#0"),
     ]
     for k in order:
@@ -126,19 +133,17 @@ def phases_of(order):
                 continue
             ph.append((f"  C2 step {name}", k, f"C2:step {name} end#0"))
     ph += [
-        ("reap C1, write state.json", "P:drive end#0", "P:create end#0"),
-        ("start: open exec.fifo until the init execs", "P:start_created begin#0",
-         "P:_stored_config begin#0"),
+        ("[reap C1,] write state.json", "P:drive end#0", "P:create end#0"),
+        ("start: open exec.fifo until the init execs, poststart hooks",
+         "P:start_created begin#0", "P:start_created end#0"),
         ("  C2: from fifo open to seccomp step", "C2:step wait_for_start end#0",
          "C2:step seccomp begin#0"),
         ("  C2 step seccomp (load the filter)", "C2:step seccomp begin#0",
          "C2:step seccomp end#0"),
-        ("  C2: exec call", "C2:step exec begin#0", "P:_stored_config begin#0"),
-        ("start: re-read config (poststart hooks)", "P:_stored_config begin#0",
-         "P:_stored_config end#0"),
+        ("  C2: exec call", "C2:step exec begin#0", "P:start_created end#0"),
         ("wait: dmz stub + true run and exit, reap", "P:wait_forwarding begin#0",
          "P:wait_forwarding end#0"),
-        ("delete (re-reads config for poststop hooks)", "P:delete begin#0", "P:delete end#0"),
+        ("delete", "P:delete begin#0", "P:delete end#0"),
         ("interpreter exit, reaped by the driver", "P:main end#0", "P:exit#0"),
     ]
     return ph
