@@ -60,6 +60,10 @@ timed_import("pyrunc.linux.hooks, userns", ["pyrunc.linux.hooks", "pyrunc.linux.
 from pyrunc import cli, spec  # noqa: E402  (already imported: no cost)
 from pyrunc.container import lifecycle, state  # noqa: E402
 from pyrunc.init import child  # noqa: E402
+try:
+    from pyrunc.init import nsenter, steps  # noqa: E402  (steps: imported by the init)
+except ImportError:
+    nsenter = steps = child  # before pyrunc/init/nsenter.py
 from pyrunc.linux import capabilities, namespaces, seccomp  # noqa: E402
 
 
@@ -114,10 +118,11 @@ def wrap_steps(steps):
     return tuple(out)
 
 
-child.NAMESPACE_STEPS = wrap_steps(child.NAMESPACE_STEPS)
-child.INIT_STEPS = wrap_steps(child.INIT_STEPS)
-if hasattr(child, "PARENT_NAMESPACE_STEPS"):
-    child.PARENT_NAMESPACE_STEPS = wrap_steps(child.PARENT_NAMESPACE_STEPS)
+child.NAMESPACE_STEPS = wrap_steps(nsenter.NAMESPACE_STEPS)
+steps.INIT_STEPS = wrap_steps(steps.INIT_STEPS)
+child.INIT_STEPS = steps.INIT_STEPS
+if hasattr(nsenter, "PARENT_NAMESPACE_STEPS"):
+    child.PARENT_NAMESPACE_STEPS = wrap_steps(nsenter.PARENT_NAMESPACE_STEPS)
 wrap(child, "c1_main")
 wrap(child, "c2_main")
 

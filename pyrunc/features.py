@@ -1,6 +1,5 @@
 """`pyrunc features`: runtime-spec features.md, listing only what pyrunc really implements."""
 from pyrunc import __version__, paths
-from pyrunc.linux import rootfs
 
 SECCOMP_ARCHES = ("SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_ARM",
                   "SCMP_ARCH_AARCH64", "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64",
@@ -11,7 +10,7 @@ SECCOMP_ARCHES = ("SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_AR
 
 
 def features():
-    from pyrunc.linux import capabilities, namespaces, seccomp
+    from pyrunc.linux import capabilities, namespaces, rootfs, seccomp
     from pyrunc.spec import NEWEST
     last = capabilities.kernel_last_cap()
     options = sorted(set(rootfs.FLAG_OPTIONS) | set(rootfs.PROPAGATION)

@@ -1,5 +1,5 @@
 """The init's step list: one vocabulary, runc's order, and what each config turns on."""
-from pyrunc.init import steps
+from pyrunc.init import nsenter, steps
 from pyrunc.init.context import Context
 from pyrunc.linux.namespaces import Plan
 from pyrunc.spec import load_config
@@ -55,7 +55,7 @@ def test_fault_injection_names_the_step():
     ctx = Context(config, "/b", "c1")
     ctx.fail_step = "cwd"
     with pytest.raises(PyruncError) as e:
-        steps.run_steps(ctx, [("cwd", lambda c: True, lambda c: None)])
+        nsenter.run_steps(ctx, [("cwd", lambda c: True, lambda c: None)])
     assert e.value.step == "cwd" and "fault injected" in e.value.message
 
 
@@ -63,10 +63,10 @@ def test_architecture_doc_lists_the_steps_in_order():
     import os
     import re
     doc = open(os.path.join(os.path.dirname(__file__), "..", "docs", "ARCHITECTURE.md")).read()
-    for label, seq in (("- C1:", steps.NAMESPACE_STEPS), ("- C2 (`create`):", steps.INIT_STEPS),
+    for label, seq in (("- C1:", nsenter.NAMESPACE_STEPS), ("- C2 (`create`):", steps.INIT_STEPS),
                        ("- C2 (`exec`):", steps.EXEC_STEPS),
                        ("- P, without a user namespace, before it forks the init:",
-                        steps.PARENT_NAMESPACE_STEPS)):
+                        nsenter.PARENT_NAMESPACE_STEPS)):
         bullet = doc[doc.index(label) + len(label):].split("\n- ")[0].split("\n\n")[0]
         assert re.findall(r"`(\w+)`", bullet) == names(seq), label
 

@@ -89,11 +89,9 @@ def prepare(opts, bundle, config, ctx):
 
 
 def prepare_process(opts, config, proc, ctx, warnings):
-    """What create and exec both prepare in the parent: the process's capability masks, the
-    container's seccomp filter (cached under --root), and the modules the init will need."""
-    from pyrunc.init.steps import preload
+    """What create and exec both prepare in the parent: the process's capability masks and
+    the container's seccomp filter (cached under --root)."""
     from pyrunc.linux import capabilities
-    preload(config, proc)
     ctx.caps = capabilities.prepare(proc.capabilities, warnings, opts.strict)
     linux = config.linux
     if linux is not None and linux.seccomp is not None:
@@ -196,7 +194,6 @@ def create(opts):
 def drive(channel, ctx, c1, init_pid, config, until):
     """Serve the children's requests until `until` (or EOF for exec); return the init's pid
     (known from the fork, or reported by C1)."""
-    from pyrunc.linux import hooks, userns
     while True:
         msg = channel.recv()
         if msg is None:
@@ -209,6 +206,7 @@ def drive(channel, ctx, c1, init_pid, config, until):
         if kind == "pid":
             init_pid = msg["pid"]
         elif kind == "maps":
+            from pyrunc.linux import userns
             linux = config.linux
             userns.write_maps(c1, linux.uidMappings, linux.gidMappings)
             channel.send("maps_done")
@@ -227,6 +225,7 @@ def drive(channel, ctx, c1, init_pid, config, until):
                 posix.close(msg["fds"][0])
             channel.send("seccomp_listener_done")
         elif kind == "hooks":
+            from pyrunc.linux import hooks
             state = dict(ctx.state, status="creating", pid=init_pid)
             hooks.run_hooks("prestart", config.hooks.prestart, state)
             hooks.run_hooks("createRuntime", config.hooks.createRuntime, state)

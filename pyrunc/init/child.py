@@ -13,8 +13,7 @@ import posix
 
 from pyrunc import syscalls as sc
 from pyrunc.errors import PyruncError
-from pyrunc.init.steps import (
-    EXEC_STEPS, INIT_STEPS, NAMESPACE_STEPS, PARENT_NAMESPACE_STEPS, run_steps)
+from pyrunc.init.nsenter import NAMESPACE_STEPS, PARENT_NAMESPACE_STEPS, run_steps
 from pyrunc.linux import namespaces
 
 
@@ -70,11 +69,15 @@ def c1_main(ctx):
 
 
 def c2_main(ctx, namespace_steps=()):
-    """The init; forked by the parent directly, it first enters the other namespaces."""
+    """The init; forked by the parent directly, it first enters the other namespaces.
+    It imports its steps' modules itself, before any step (nothing can be imported after
+    pivot_root): the parent never needs them."""
     sc.role = "init"
     try:
+        from pyrunc.init import steps
+        steps.preload(ctx.config, ctx.process)
         run_steps(ctx, namespace_steps)
-        run_steps(ctx, EXEC_STEPS if ctx.exec_mode else INIT_STEPS)
+        run_steps(ctx, steps.EXEC_STEPS if ctx.exec_mode else steps.INIT_STEPS)
     except BaseException as e:  # noqa: B036
         report(ctx, e)
     finally:

@@ -5,7 +5,7 @@ never split or merged, and EOF tells the parent that the child exec'd or died.
 """
 import _socket
 import posix
-import struct
+import sys
 
 from pyrunc import fastjson
 from pyrunc.errors import PyruncError
@@ -25,8 +25,8 @@ class Channel:
         fields["type"] = kind
         data = fastjson.dumps(fields).encode()
         if fds:
-            self.sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
-                                        struct.pack(f"{len(fds)}i", *fds))])
+            packed = b"".join(fd.to_bytes(4, sys.byteorder, signed=True) for fd in fds)
+            self.sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, packed)])
         else:
             self.sock.send(data)
 
@@ -41,7 +41,8 @@ class Channel:
         fds = []
         for level, kind, payload in ancdata:
             if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-                fds += struct.unpack(f"{len(payload) // 4}i", payload[:len(payload) // 4 * 4])
+                fds += [int.from_bytes(payload[i:i + 4], sys.byteorder, signed=True)
+                        for i in range(0, len(payload) - 3, 4)]
         msg = fastjson.loads(data)
         msg["fds"] = fds
         return msg
@@ -97,6 +98,10 @@ class Context:
     @property
     def linux(self):
         return self.config.linux
+
+    def setting(self, key):
+        """A field of config.linux, None when it or linux is absent."""
+        return getattr(self.config.linux, key, None) if self.config.linux is not None else None
 
     @property
     def in_userns(self):

@@ -1,25 +1,25 @@
-"""The init: an ordered list of named steps, in runc's order (standard_init_linux.go).
+"""The init's steps after the namespaces, in runc's order (standard_init_linux.go).
 
 Each step is `(name, applies, run)`. `applies(ctx)` says whether the config asks for it
 (the --explain output lists the ones that run); `run(ctx)` does it. The names are the
 vocabulary of errors (`[step: mounts]`), --debug logs, --explain and fault injection
-(PYRUNC_FAIL_STEP=mounts).
+(PYRUNC_FAIL_STEP=mounts). pyrunc/init/nsenter.py has the steps before these (entering
+the namespaces) and run_steps, which runs any of the lists.
 
-With a user namespace, C1 runs NAMESPACE_STEPS, forks, and C2 (pid 1 of a new pid
-namespace) runs INIT_STEPS for `create`, or EXEC_STEPS for `exec` into a running container.
-Without one, the parent enters the pid and time namespaces for its next child and forks
-the init directly, which runs NAMESPACE_STEPS (the other namespaces) and then the same.
+The init (C2) runs INIT_STEPS for `create`, or EXEC_STEPS for `exec` into a running
+container. Only the init imports this module, first thing after its fork (child.py): the
+parent never needs rootfs, dmz, net or process, and keeps a smaller memory without them.
 """
 import posix
 
 from pyrunc import syscalls as sc
-from pyrunc import timing
-from pyrunc.errors import PyruncError, from_oserror
-from pyrunc.linux import capabilities, dmz, hooks, namespaces, net, process, rootfs
+from pyrunc.errors import PyruncError
+from pyrunc.init.nsenter import NAMESPACE_STEPS
+from pyrunc.linux import capabilities, dmz, hooks, net, process, rootfs
 
-# After pivot_root nothing can be imported. The modules every init needs are imported above;
-# those only some configs need (termios and seccomp's tables cost ~2 ms) are imported by
-# the parent through preload(), and the steps below find them already loaded.
+# After pivot_root nothing can be imported. The modules every init needs are imported above,
+# before the init's first step; those only some configs need (termios and seccomp's tables
+# cost ~2 ms) are imported by preload(), which the init calls first.
 
 
 def preload(config, proc):
@@ -29,81 +29,11 @@ def preload(config, proc):
         from pyrunc.linux import seccomp  # noqa: F401
 
 
-def _linux(ctx, key):
-    return getattr(ctx.linux, key, None) if ctx.linux is not None else None
-
-
-# -- C1: namespaces
-
-
-def step_user_namespace(ctx):
-    if "user" in ctx.ns.joins:
-        namespaces.join(ctx.ns.joins, ("user",))
-        return
-    sc.unshare(sc.CLONE_NEWUSER)
-    ctx.channel.send("maps")           # the parent writes uid_map and gid_map
-    ctx.channel.expect("maps_done")
-    # Until now we are the overflow uid, which cannot own files: tmpfs refuses to create
-    # them (EOVERFLOW). Become a mapped id: 0 if mapped (as runc does); otherwise, as with
-    # the article's 1000 -> 100000 map, the process's own ids. With no uid 0 in the
-    # namespace the kernel has no root to take capabilities from: we keep them all.
-    user = ctx.process.user
-    posix.setresgid(*[_mapped(_linux(ctx, "gidMappings"), user.gid)] * 3)
-    posix.setresuid(*[_mapped(_linux(ctx, "uidMappings"), user.uid)] * 3)
-
-
-def _mapped(mappings, wanted):
-    def inside(i):
-        return any(m.containerID <= i < m.containerID + m.size for m in mappings)
-    return 0 if inside(0) else wanted if inside(wanted) else mappings[0].containerID
-
-
-def step_namespaces(ctx):
-    flags, joins = ctx.ns.to_enter(set(namespaces.FLAGS) - {"user"})
-    namespaces.join(joins, joins.keys())
-    if flags:
-        sc.unshare(flags)
-    namespaces.close_joins(ctx.ns.joins)
-
-
-def step_time_offsets(ctx):
-    # the time namespace is new for this process's children: the init, forked next, is the
-    # first process in it
-    namespaces.write_time_offsets(_linux(ctx, "timeOffsets"))
-
-
-def step_enter_for_children(ctx):
-    ctx.runtime_ns = namespaces.enter_for_children(ctx.ns)
-
-
-def step_net_devices(ctx):
-    # the parent, in the host's network namespace, moves them into ours
-    ctx.channel.send("net_devices")
-    ctx.channel.expect("net_devices_done")
-
-
-NAMESPACE_STEPS = (
-    ("user_namespace", lambda ctx: ctx.ns.has("user"), step_user_namespace),
-    ("namespaces", lambda ctx: True, step_namespaces),
-    ("net_devices", lambda ctx: not ctx.exec_mode and bool(_linux(ctx, "netDevices")),
-     step_net_devices),
-    ("time_offsets", lambda ctx: not ctx.exec_mode and bool(_linux(ctx, "timeOffsets"))
-     and "time" not in ctx.ns.entered, step_time_offsets),
-)
-# Without a user namespace the parent runs these before it forks the init (see child.py);
-# the init's NAMESPACE_STEPS then enter only the other namespaces.
-PARENT_NAMESPACE_STEPS = (
-    ("namespaces", lambda ctx: True, step_enter_for_children),
-    ("time_offsets", lambda ctx: not ctx.exec_mode and bool(_linux(ctx, "timeOffsets")),
-     step_time_offsets),
-)
-
-
 # -- C2: the container's init
 
 
 def step_rootfs_propagation(ctx):
-    rootfs.set_propagation(_linux(ctx, "rootfsPropagation"))
+    rootfs.set_propagation(ctx.setting("rootfsPropagation"))
     rootfs.bind_rootfs(ctx.rootfs)
 
 
@@ -112,7 +42,7 @@ def step_mounts(ctx):
 
 
 def step_devices(ctx):
-    rootfs.create_devices(ctx.rootfs, _linux(ctx, "devices"), ctx.in_userns)
+    rootfs.create_devices(ctx.rootfs, ctx.setting("devices"), ctx.in_userns)
 
 
 def step_dev_symlinks(ctx):
@@ -150,7 +80,7 @@ def step_hostname(ctx):
 
 
 def step_sysctl(ctx):
-    for key, value in _linux(ctx, "sysctl").items():
+    for key, value in ctx.setting("sysctl").items():
         try:
             with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
                 f.write(value)
@@ -160,7 +90,7 @@ def step_sysctl(ctx):
 
 
 def _each_path(ctx, key, action):
-    for i, path in enumerate(_linux(ctx, key)):
+    for i, path in enumerate(ctx.setting(key)):
         try:
             action(path)
         except OSError as e:
@@ -201,14 +131,14 @@ def step_io_priority(ctx):
 
 
 def step_memory_policy(ctx):
-    process.set_memory_policy(_linux(ctx, "memoryPolicy"))
+    process.set_memory_policy(ctx.setting("memoryPolicy"))
 
 
 PERSONALITY = {"LINUX": 0x0000, "LINUX32": 0x0008}
 
 
 def step_personality(ctx):
-    sc.personality(PERSONALITY[_linux(ctx, "personality").domain])
+    sc.personality(PERSONALITY[ctx.setting("personality").domain])
 
 
 def step_terminal(ctx):
@@ -369,17 +299,17 @@ INIT_STEPS = (
     ("loopback", lambda ctx: bool(ctx.ns.new_flags & sc.CLONE_NEWNET), step_loopback),
     ("hostname", lambda ctx: bool(ctx.config.hostname or ctx.config.domainname),
      step_hostname),
-    ("sysctl", lambda ctx: bool(_linux(ctx, "sysctl")), step_sysctl),
-    ("readonly_paths", lambda ctx: bool(_linux(ctx, "readonlyPaths")), step_readonly_paths),
-    ("masked_paths", lambda ctx: bool(_linux(ctx, "maskedPaths")), step_masked_paths),
+    ("sysctl", lambda ctx: bool(ctx.setting("sysctl")), step_sysctl),
+    ("readonly_paths", lambda ctx: bool(ctx.setting("readonlyPaths")), step_readonly_paths),
+    ("masked_paths", lambda ctx: bool(ctx.setting("maskedPaths")), step_masked_paths),
     ("root_readonly", lambda ctx: bool(ctx.config.root.readonly), step_root_readonly),
     ("rlimits", lambda ctx: bool(ctx.process.rlimits), step_rlimits),
     ("oom_score_adj", lambda ctx: ctx.process.oomScoreAdj is not None, step_oom_score_adj),
     ("scheduler", lambda ctx: ctx.process.scheduler is not None, step_scheduler),
     ("io_priority", lambda ctx: ctx.process.ioPriority is not None, step_io_priority),
-    ("memory_policy", lambda ctx: _linux(ctx, "memoryPolicy") is not None,
+    ("memory_policy", lambda ctx: ctx.setting("memoryPolicy") is not None,
      step_memory_policy),
-    ("personality", lambda ctx: _linux(ctx, "personality") is not None, step_personality),
+    ("personality", lambda ctx: ctx.setting("personality") is not None, step_personality),
     ("terminal", lambda ctx: bool(ctx.process.terminal), step_terminal),
     # before any seccomp filter: an allow-list may lack close_range
     ("close_fds", lambda ctx: True, step_close_fds),
@@ -407,21 +337,3 @@ EXEC_STEPS = tuple(s for s in INIT_STEPS if s[0] in (
     "exec"))
 
 STEP_NAMES = tuple(s[0] for s in NAMESPACE_STEPS + INIT_STEPS)
-
-
-def run_steps(ctx, steps):
-    for name, applies, run in steps:
-        if not applies(ctx):
-            continue
-        if ctx.explain:
-            ctx.explain(f"step {name}")
-        try:
-            if ctx.fail_step == name:
-                raise OSError(5, "fault injected by PYRUNC_FAIL_STEP")
-            run(ctx)
-            timing.lap(f"step {name}")
-        except PyruncError as e:
-            e.step = e.step or name
-            raise
-        except OSError as e:
-            raise from_oserror(e, step=name) from None

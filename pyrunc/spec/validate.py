@@ -105,9 +105,9 @@ def _check_overlap(maps, path, fail):
 
 
 def _check_process_extras(process, fail):
-    from pyrunc.linux.process import SCHED_FLAGS
     s = process.scheduler
     if s is not None:
+        from pyrunc.linux.process import SCHED_FLAGS
         for i, f in enumerate(s.flags or ()):
             if f not in SCHED_FLAGS:
                 fail(f"process.scheduler.flags[{i}]", f"unknown flag {f!r}")
@@ -116,9 +116,9 @@ def _check_process_extras(process, fail):
 
 
 def _check_memory_policy(mp, fail):
-    from pyrunc.linux.process import MPOL_FLAGS, MPOL_MODES, parse_nodes
     if mp is None:
         return
+    from pyrunc.linux.process import MPOL_FLAGS, MPOL_MODES, parse_nodes
     if mp.mode not in MPOL_MODES:
         fail("linux.memoryPolicy.mode", f"unknown mode {mp.mode!r}")
     for i, f in enumerate(mp.flags or ()):

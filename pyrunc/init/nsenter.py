@@ -1,0 +1,95 @@
+"""The init's first stage, as runc's nsenter: entering the namespaces; and run_steps,
+which runs every list of named steps (these, and pyrunc/init/steps.py's).
+
+With a user namespace, C1 runs NAMESPACE_STEPS and forks the init. Without one, the
+parent runs PARENT_NAMESPACE_STEPS (the pid and time namespaces, which only its next
+child enters) and forks the init, which runs NAMESPACE_STEPS for the other namespaces.
+The parent imports this module; the init's later steps stay out of its memory.
+"""
+import posix
+
+from pyrunc import syscalls as sc
+from pyrunc import timing
+from pyrunc.errors import PyruncError, from_oserror
+from pyrunc.linux import namespaces
+
+
+def step_user_namespace(ctx):
+    if "user" in ctx.ns.joins:
+        namespaces.join(ctx.ns.joins, ("user",))
+        return
+    sc.unshare(sc.CLONE_NEWUSER)
+    ctx.channel.send("maps")           # the parent writes uid_map and gid_map
+    ctx.channel.expect("maps_done")
+    # Until now we are the overflow uid, which cannot own files: tmpfs refuses to create
+    # them (EOVERFLOW). Become a mapped id: 0 if mapped (as runc does); otherwise, as with
+    # the article's 1000 -> 100000 map, the process's own ids. With no uid 0 in the
+    # namespace the kernel has no root to take capabilities from: we keep them all.
+    user = ctx.process.user
+    posix.setresgid(*[_mapped(ctx.setting("gidMappings"), user.gid)] * 3)
+    posix.setresuid(*[_mapped(ctx.setting("uidMappings"), user.uid)] * 3)
+
+
+def _mapped(mappings, wanted):
+    def inside(i):
+        return any(m.containerID <= i < m.containerID + m.size for m in mappings)
+    return 0 if inside(0) else wanted if inside(wanted) else mappings[0].containerID
+
+
+def step_namespaces(ctx):
+    flags, joins = ctx.ns.to_enter(set(namespaces.FLAGS) - {"user"})
+    namespaces.join(joins, joins.keys())
+    if flags:
+        sc.unshare(flags)
+    namespaces.close_joins(ctx.ns.joins)
+
+
+def step_time_offsets(ctx):
+    # the time namespace is new for this process's children: the init, forked next, is the
+    # first process in it
+    namespaces.write_time_offsets(ctx.setting("timeOffsets"))
+
+
+def step_enter_for_children(ctx):
+    ctx.runtime_ns = namespaces.enter_for_children(ctx.ns)
+
+
+def step_net_devices(ctx):
+    # the parent, in the host's network namespace, moves them into ours
+    ctx.channel.send("net_devices")
+    ctx.channel.expect("net_devices_done")
+
+
+NAMESPACE_STEPS = (
+    ("user_namespace", lambda ctx: ctx.ns.has("user"), step_user_namespace),
+    ("namespaces", lambda ctx: True, step_namespaces),
+    ("net_devices", lambda ctx: not ctx.exec_mode and bool(ctx.setting("netDevices")),
+     step_net_devices),
+    ("time_offsets", lambda ctx: not ctx.exec_mode and bool(ctx.setting("timeOffsets"))
+     and "time" not in ctx.ns.entered, step_time_offsets),
+)
+# Without a user namespace the parent runs these before it forks the init (see child.py);
+# the init's NAMESPACE_STEPS then enter only the other namespaces.
+PARENT_NAMESPACE_STEPS = (
+    ("namespaces", lambda ctx: True, step_enter_for_children),
+    ("time_offsets", lambda ctx: not ctx.exec_mode and bool(ctx.setting("timeOffsets")),
+     step_time_offsets),
+)
+
+
+def run_steps(ctx, steps):
+    for name, applies, run in steps:
+        if not applies(ctx):
+            continue
+        if ctx.explain:
+            ctx.explain(f"step {name}")
+        try:
+            if ctx.fail_step == name:
+                raise OSError(5, "fault injected by PYRUNC_FAIL_STEP")
+            run(ctx)
+            timing.lap(f"step {name}")
+        except PyruncError as e:
+            e.step = e.step or name
+            raise
+        except OSError as e:
+            raise from_oserror(e, step=name) from None
