@@ -319,6 +319,13 @@ def sched_setattr(policy, flags, nice, priority, runtime, deadline, period):
     syscall(SYS_sched_setattr, 0, attr, 0, what="sched_setattr")
 
 
+def setrlimit(resource, soft, hard):
+    if trace:
+        trace(f"setrlimit({resource}, {{cur={soft}, max={hard}}})")
+    if libc.setrlimit(resource, ffi.new("struct rlimit *", (soft, hard))) != 0:
+        _fail("setrlimit")
+
+
 def set_mempolicy(mode, nodes):
     """set_mempolicy(2) with a node list (ints); an empty list passes no mask."""
     if trace:

@@ -12,7 +12,6 @@ out of reach.
 """
 import fcntl
 import posix
-import struct
 
 from pyrunc import syscalls as sc
 
@@ -39,10 +38,16 @@ def elf():
     entry = BASE + ehsize + phsize
     size = ehsize + phsize + len(CODE)
     header = (b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
-              + struct.pack("<HHIQQQIHHHHHH", 2, 0x3E, 1, entry, ehsize, 0, 0,
-                            ehsize, phsize, 1, 0, 0, 0))
-    segment = struct.pack("<IIQQQQQQ", 1, 5, 0, BASE, BASE, size, size, 0x1000)
+              + _le((2, 2), (0x3E, 2), (1, 4), (entry, 8), (ehsize, 8), (0, 8), (0, 4),
+                    (ehsize, 2), (phsize, 2), (1, 2), (0, 2), (0, 2), (0, 2)))
+    segment = _le((1, 4), (5, 4), (0, 8), (BASE, 8), (BASE, 8), (size, 8), (size, 8),
+                  (0x1000, 8))
     return header + segment + CODE
+
+
+def _le(*fields):
+    """(value, width in bytes) pairs, little-endian (struct costs an import per start)."""
+    return b"".join(value.to_bytes(width, "little") for value, width in fields)
 
 
 def sealed_memfd():

@@ -1,6 +1,5 @@
 """The container process: rlimits, user and groups, cwd, env, the executable, oom score."""
 import posix
-import resource
 
 from pyrunc import paths, syscalls as sc
 from pyrunc.errors import PyruncError
@@ -16,12 +15,10 @@ INFINITY = 0xFFFFFFFFFFFFFFFF
 
 def set_rlimits(rlimits):
     for i, rl in enumerate(rlimits or ()):
-        soft = resource.RLIM_INFINITY if rl.soft >= INFINITY else rl.soft
-        hard = resource.RLIM_INFINITY if rl.hard >= INFINITY else rl.hard
         try:
-            resource.setrlimit(RLIMIT_NUMBERS[rl.type], (soft, hard))
-        except (OSError, ValueError) as e:
-            raise PyruncError(f"setrlimit {rl.type}: {getattr(e, 'strerror', None) or e}",
+            sc.setrlimit(RLIMIT_NUMBERS[rl.type], min(rl.soft, INFINITY), min(rl.hard, INFINITY))
+        except OSError as e:
+            raise PyruncError(f"setrlimit {rl.type}: {e.strerror}",
                               path=f"process.rlimits[{i}]", step="rlimits") from None
 
 
