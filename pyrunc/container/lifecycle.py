@@ -6,7 +6,6 @@ directory is removed), then raises the PyruncError that explains it.
 """
 import _signal
 import posix
-import select
 import time
 
 from pyrunc import fastjson, paths, timing
@@ -251,6 +250,7 @@ def _kill_and_wait(pid, timeout=5.0):
         return
     except ChildProcessError:
         pass
+    import select  # here, as below: state, kill and delete need no select module
     deadline = time.monotonic() + timeout
     pidfd = None
     try:
@@ -306,6 +306,7 @@ def start_created(container, opts):
 
 def _read_until_exec(fd, pid):
     """Everything the init writes to exec.fifo until it closes it (at execve, or exit)."""
+    import select
     chunks = []
     poller = select.poll()
     poller.register(fd, select.POLLIN | select.POLLHUP)
