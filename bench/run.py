@@ -213,6 +213,10 @@ class Runtime:
         return r
 
 
+def pyrunc_launcher(runtimes):
+    return next((rt.exe for rt in runtimes if rt.name == "pyrunc"), None)
+
+
 def find_runtimes(names, scratch, crun_mode, pyrunc_exe):
     found, skipped, crun_ns = [], {}, None
     for name in names:
@@ -431,11 +435,23 @@ class Bench:
             self.notes.append(f"{rt.name}: state of {cid} left after the command; deleted")
             rt.run("delete", "--force", cid, check=False)
 
-    def harness(self):
+    def harness(self, launcher):
         fake = Runtime("harness", "/bin/true", "/nonexistent")
         fake.cmd = lambda *a: ["/bin/true"]
         samples = [timed(fake, ())[0] for _ in range(30)]
         self.results["harness"] = summary(samples)
+        if launcher is None:
+            return
+        # the floor of every pyrunc command: its launcher's interpreter and flags (the
+        # shebang line) running a script that exits at once, as the launcher does at its end
+        with open(launcher) as f:
+            shebang = f.readline()[2:].split()
+        script = os.path.join(self.scratch, "floor.py")
+        with open(script, "w") as f:
+            f.write("import posix\nposix._exit(0)\n")
+        fake.cmd = lambda *a: shebang + [script]
+        samples = [timed(fake, ())[0] for _ in range(30)]
+        self.results["interpreter_floor"] = dict(summary(samples), argv=shebang)
 
     def run_section(self, key, bundle, cold_pyrunc=False):
         rounds, warm = self.rounds[key]
@@ -939,7 +955,7 @@ def main(argv=None):
                 rt.run("run", "-b", b, cid)
                 bench._ensure_gone(rt, cid)
         reap_orphans()
-        bench.harness()
+        bench.harness(pyrunc_launcher(runtimes))
         for sec in SECTIONS:
             if sec not in only:
                 continue
@@ -986,6 +1002,10 @@ def main(argv=None):
               + (", --cgroup-manager=disabled" if args.crun_cgroups == "disabled" else ""))
     print(f"harness: spawning /bin/true from this script takes {h['median']:.2f} ms "
           f"(median), included in every time; medians [min-max]")
+    floor = results.get("interpreter_floor")
+    if floor:
+        print(f"floor: pyrunc's interpreter ({' '.join(floor['argv'])}) with a script that "
+              f"exits at once takes {floor['median']:.2f} ms: every pyrunc command pays it")
     busy = load["other_cpu_percent"]
     print(f"load: other work used {busy}% of the CPUs while this ran (load average "
           f"{load['loadavg_start'][0]} at start, {load['loadavg_end'][0]} at end)"
