@@ -144,12 +144,6 @@ def create(opts):
                 raise PyruncError("terminal is true: --console-socket is required",
                                   path="process.terminal", step="terminal")
             ctx.console_fd = console.fileno()
-        with open(container.config_file, "w") as f:
-            f.write(fastjson.dumps(raw))
-        posix.mkfifo(container.fifo)
-        posix.chmod(container.fifo, 0o622)  # the init may run as any user; not the umask's
-        ctx.fifo_fd = posix.open(container.fifo, posix.O_PATH | posix.O_CLOEXEC)
-        ctx.proc_fd = posix.open("/proc", posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
         parent, child = Channel.pair()
 
         def in_child():
@@ -158,12 +152,21 @@ def create(opts):
             ctx.channel = child
         c1, init_pid = fork_init(ctx, in_child)
         child.close()
-        for fd in (ctx.fifo_fd, ctx.proc_fd, *(ctx.idmap_fds or {}).values()):
+        for fd in (ctx.idmap_fds or {}).values():
             posix.close(fd)
         if console is not None:
             console.close()
         timing.lap("fork")
         try:
+            # while the init enters its namespaces and mounts (the other CPU): the config
+            # copy that start, delete and exec read, and exec.fifo, whose fds the init asks
+            # for ("fifo") before it reports ready
+            with open(container.config_file, "w") as f:
+                f.write(fastjson.dumps(raw))
+            posix.mkfifo(container.fifo)
+            posix.chmod(container.fifo, 0o622)  # the init may run as any user; not the umask's
+            ctx.fifo_fd = posix.open(container.fifo, posix.O_PATH | posix.O_CLOEXEC)
+            ctx.proc_fd = posix.open("/proc", posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
             init_pid = drive(parent, ctx, c1, init_pid, config, until="ready")
             timing.lap("init ready")
             start_time, _ = proc_start_time(init_pid)
@@ -179,6 +182,9 @@ def create(opts):
             parent.send("saved")
             timing.lap("state saved")
         finally:
+            for fd in (ctx.fifo_fd, ctx.proc_fd):
+                if fd is not None:
+                    posix.close(fd)
             parent.close()
             if c1 is not None:
                 _reap(c1)
@@ -223,6 +229,8 @@ def drive(channel, ctx, c1, init_pid, config, until):
             finally:
                 posix.close(msg["fds"][0])
             channel.send("seccomp_listener_done")
+        elif kind == "fifo":
+            channel.send("fifo_done", fds=(ctx.fifo_fd, ctx.proc_fd))
         elif kind == "hooks":
             from pyrunc.linux import hooks
             state = dict(ctx.state, status="creating", pid=init_pid)

@@ -33,9 +33,11 @@ class Channel:
     def recv(self):
         """The next message, or None at EOF (the other side exec'd or exited).
 
-        File descriptors sent with it (SCM_RIGHTS) are in msg["fds"].
+        File descriptors sent with it (SCM_RIGHTS) are in msg["fds"], close-on-exec: none
+        may reach the container's process.
         """
-        data, ancdata, _, _ = self.sock.recvmsg(65536, _socket.CMSG_SPACE(4 * 4))
+        data, ancdata, _, _ = self.sock.recvmsg(65536, _socket.CMSG_SPACE(4 * 4),
+                                                _socket.MSG_CMSG_CLOEXEC)
         if not data:
             return None
         fds = []
@@ -76,7 +78,7 @@ class Context:
         self.seccomp = None         # seccomp.Filter or None
         self.idmap_fds = None       # {mount index: user namespace fd} for idmapped mounts
         self.channel = None         # Channel to the parent
-        self.fifo_fd = None         # O_PATH fd of exec.fifo (create only)
+        self.fifo_fd = None         # O_PATH fd of exec.fifo (create only; the init asks for it)
         self.proc_fd = None         # the host's /proc, to reopen the fifo after pivot_root
         self.fifo_write_fd = None   # exec.fifo opened for writing: open until exec (CLOEXEC)
         self.console_fd = None      # --console-socket, connected

@@ -244,6 +244,10 @@ def step_close_fds(ctx):
 
 
 def step_wait_for_start(ctx):
+    # the parent made exec.fifo while this init worked: an O_PATH fd of it, and of the
+    # host's /proc to reopen it through after pivot_root
+    ctx.channel.send("fifo")
+    ctx.fifo_fd, ctx.proc_fd = ctx.channel.expect("fifo_done")["fds"]
     fifo = f"self/fd/{ctx.fifo_fd}"
     try:
         # no reader yet, so ENXIO: but a permission problem shows now, while the parent
