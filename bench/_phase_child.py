@@ -49,7 +49,7 @@ def timed_import(label, names):
 # the modules `pyrunc run` imports, in the order it first needs them (with what they pull in)
 timed_import("pyrunc.cli", ["pyrunc.cli"])
 timed_import("pyrunc.container.lifecycle", ["pyrunc.container.lifecycle"])
-timed_import("pyrunc.init.child, .context (steps, linux/*)",
+timed_import("pyrunc.init.child, .context, .nsenter",
              ["pyrunc.init.child", "pyrunc.init.context"])
 timed_import("pyrunc.spec, .validate", ["pyrunc.spec", "pyrunc.spec.validate"])
 timed_import("pyrunc.linux.capabilities, namespaces, seccomp; features",
@@ -61,9 +61,9 @@ from pyrunc import cli, spec  # noqa: E402  (already imported: no cost)
 from pyrunc.container import lifecycle, state  # noqa: E402
 from pyrunc.init import child  # noqa: E402
 try:
-    from pyrunc.init import nsenter, steps  # noqa: E402  (steps: imported by the init)
+    from pyrunc.init import nsenter  # noqa: E402
 except ImportError:
-    nsenter = steps = child  # before pyrunc/init/nsenter.py
+    nsenter = child  # before pyrunc/init/nsenter.py
 from pyrunc.linux import capabilities, namespaces, seccomp  # noqa: E402
 
 
@@ -119,12 +119,28 @@ def wrap_steps(steps):
 
 
 child.NAMESPACE_STEPS = wrap_steps(nsenter.NAMESPACE_STEPS)
-steps.INIT_STEPS = wrap_steps(steps.INIT_STEPS)
-child.INIT_STEPS = steps.INIT_STEPS
 if hasattr(nsenter, "PARENT_NAMESPACE_STEPS"):
     child.PARENT_NAMESPACE_STEPS = wrap_steps(nsenter.PARENT_NAMESPACE_STEPS)
 wrap(child, "c1_main")
-wrap(child, "c2_main")
+if hasattr(child, "INIT_STEPS"):
+    child.INIT_STEPS = wrap_steps(child.INIT_STEPS)  # a revision whose parent imports them
+    wrap(child, "c2_main")
+else:
+    # the init imports its steps' modules itself, after its fork: do it here, timed, in the
+    # init, and wrap them before c2_main finds them imported
+    _c2_main = child.c2_main
+
+    def c2_main(ctx, *a):
+        ev("c2_main begin")
+        ev("import init steps begin")
+        from pyrunc.init import steps
+        steps.INIT_STEPS = wrap_steps(steps.INIT_STEPS)
+        ev("import init steps end")
+        try:
+            return _c2_main(ctx, *a)
+        finally:
+            ev("c2_main end")
+    child.c2_main = c2_main
 
 ev("patched")
 ev("main begin")

@@ -120,7 +120,9 @@ def phases_of(order):
             name = k[len("C1:step "):-len(" begin#0")]
             ph.append((f"  C1 step {name}", k, f"C1:step {name} end#0"))
     ph += [("  C1: fork C2", "C1:fork call#0", "C1:fork parent#0"),
-           ("  C2: from fork to c2_main", "C2:fork child#0", "C2:c2_main begin#0")]
+           ("  C2: from fork to c2_main", "C2:fork child#0", "C2:c2_main begin#0"),
+           ("  C2: imports its steps' modules", "C2:import init steps begin#0",
+            "C2:import init steps end#0")]
     after_wait = False
     for k in order:
         if k.startswith("C2:step ") and k.endswith(" begin#0"):

@@ -31,16 +31,8 @@ else
     cp pyrunc/_libc.py pyrunc/_seccomp.py "$dir/pyrunc/"
 fi
 site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-mkdir -p "$dir/bin"
-cat > "$dir/bin/pyrunc" <<LAUNCHER
-#!$top/.venv/bin/python3 -IS
-# bench/snapshot.sh: pyrunc $label, launched as scripts/setup.sh's bin/pyrunc is
-import sys
-sys.path[:0] = ["$dir", "$site"]
-from pyrunc.cli import main
-sys.exit(main())
-LAUNCHER
-chmod +x "$dir/bin/pyrunc"
+bash scripts/write-launcher.sh "$dir/bin/pyrunc" "$dir" "$site" \
+    "bench/snapshot.sh: pyrunc $label, launched as scripts/setup.sh's bin/pyrunc is"
 # compile once, so that no timed start pays for writing .pyc files
 "$top/.venv/bin/python3" -IS -m compileall -q "$dir/pyrunc" >/dev/null
 echo "$dir/bin/pyrunc"
