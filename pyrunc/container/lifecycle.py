@@ -8,7 +8,7 @@ import _signal
 import posix
 import time
 
-from pyrunc import fastjson, paths, timing
+from pyrunc import fastjson, paths
 from pyrunc.container.state import Container, list_ids, now_rfc3339, proc_start_time
 from pyrunc.errors import PyruncError
 
@@ -124,6 +124,7 @@ def connect_console(path):
 
 def create(opts):
     """Create the container and leave its init waiting on exec.fifo. Returns the Container."""
+    from pyrunc import timing  # here, as in run: start, state, kill and delete need none
     from pyrunc.init.child import fork_init
     from pyrunc.init.context import Channel, Context
     bundle, config, raw = load_for_create(opts)
@@ -492,6 +493,7 @@ FORWARDED = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT, _
 
 def run(opts):
     """create + start; in the foreground, wait and return the container's exit status."""
+    from pyrunc import timing
     console = None
     if not opts.detach:
         # the init is our grandchild: as a subreaper we inherit it and can wait for it
