@@ -12,6 +12,7 @@ channel as (message, JSON path, step, errno); the parent prints one line and cle
 import posix
 
 from pyrunc import syscalls as sc
+from pyrunc import timing
 from pyrunc.errors import PyruncError
 from pyrunc.init.nsenter import NAMESPACE_STEPS, PARENT_NAMESPACE_STEPS, run_steps
 from pyrunc.linux import namespaces
@@ -76,6 +77,7 @@ def c2_main(ctx, namespace_steps=()):
     try:
         from pyrunc.init import steps
         steps.preload(ctx.config, ctx.process)
+        timing.lap("import the init's steps")
         run_steps(ctx, namespace_steps)
         run_steps(ctx, steps.EXEC_STEPS if ctx.exec_mode else steps.INIT_STEPS)
     except BaseException as e:  # noqa: B036
