@@ -34,6 +34,7 @@ def config_for_all_steps(b, workdir):
     c["process"]["scheduler"] = {"policy": "SCHED_OTHER"}
     c["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_BE", "priority": 4}
     c["root"]["readonly"] = True
+    c["linux"]["resources"] = {"memory": {"limit": 256 << 20}, "pids": {"limit": 200}}
 
 
 # a user namespace and a filter loaded before capabilities drop (no_new_privs off)

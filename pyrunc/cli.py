@@ -60,7 +60,8 @@ GLOBAL = [
     Opt("--log", "str", help="log file (default: stderr)"),
     Opt("--log-format", "str", default="text", help="text or json"),
     Opt("--debug", help="log each step and syscall"),
-    Opt("--systemd-cgroup", help="manage cgroups through systemd"),
+    Opt("--systemd-cgroup", help="cgroups through systemd (not implemented: pyrunc then "
+        "makes none)"),
     Opt("--strict", help="unknown or unsupported settings are errors, not warnings"),
     Opt("--policy", "str", help="hardening policy (a file, or 'baseline') checked before "
         "create: refuse or tighten the config"),
@@ -104,7 +105,8 @@ def _opts(args, g, log, **kw):
     if getattr(args, "explain", False) or g.debug:
         explain = _tracer("explain" if getattr(args, "explain", False) else "debug", log)
     return Options(root=g.root, id=getattr(args, "id", None), strict=g.strict, policy=g.policy,
-                   debug=g.debug, log=log, explain=explain, **kw)
+                   systemd_cgroup=g.systemd_cgroup, debug=g.debug, log=log, explain=explain,
+                   **kw)
 
 
 def _tracer(prefix, log):
@@ -176,6 +178,18 @@ def cmd_kill(args, g, log):
 def cmd_delete(args, g, log):
     from pyrunc.container.lifecycle import delete
     delete(_opts(args, g, log), force=args.force)
+    return 0
+
+
+def cmd_pause(args, g, log):
+    from pyrunc.container.lifecycle import pause
+    pause(_opts(args, g, log), True)
+    return 0
+
+
+def cmd_resume(args, g, log):
+    from pyrunc.container.lifecycle import pause
+    pause(_opts(args, g, log), False)
     return 0
 
 
@@ -276,6 +290,8 @@ COMMANDS = {
              cmd_kill, "send a signal to a container's init"),
     "delete": ([Opt("-f --force", help="kill it first if it runs")], [ID], cmd_delete,
                "delete a stopped container"),
+    "pause": ([], [ID], cmd_pause, "freeze every process of a container (cgroup freezer)"),
+    "resume": ([], [ID], cmd_resume, "thaw a paused container"),
     "list": ([Opt("-f --format", "str", default="table", help="table or json"),
               Opt("-q --quiet", help="ids only")], [], cmd_list, "list containers"),
     "ps": ([Opt("-f --format", "str", default="table", help="table or json")],
@@ -360,7 +376,8 @@ def main(argv=None):
         if not paths.isdir("/run/systemd/system"):
             return fail(command, getattr(args, "id", None),
                         "--systemd-cgroup: systemd is not running on this host", log)
-        log.warning("--systemd-cgroup: cgroups are not managed yet; ignored")
+        log.warning("--systemd-cgroup: the systemd cgroup driver is not implemented; "
+                    "pyrunc leaves cgroups to the caller")
     try:
         return run(args, g, log)
     except PyruncError as e:

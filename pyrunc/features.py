@@ -25,8 +25,8 @@ def features():
             "namespaces": sorted(namespaces.FLAGS),
             "capabilities": sorted((n for n, v in capabilities.CAPS.items() if v <= last),
                                    key=capabilities.CAPS.get),
-            # cgroups are not managed yet: resources are ignored with a warning
-            "cgroup": {"v1": False, "v2": False, "systemd": False, "systemdUser": False,
+            # cgroupfs only: no systemd driver; v2 device rules (eBPF) are not built
+            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False,
                        "rdma": False},
             "seccomp": {
                 "enabled": True,
@@ -54,10 +54,6 @@ def unsupported_settings(config):
     found = []
     linux, process = config.linux, config.process
     if linux is not None:
-        if linux.resources:
-            found.append(("linux.resources", "cgroup limits are not applied yet"))
-        if linux.cgroupsPath:
-            found.append(("linux.cgroupsPath", "cgroups are not managed yet"))
         if linux.intelRdt:
             found.append(("linux.intelRdt", "Intel RDT is not implemented"))
         if linux.personality is not None and linux.personality.flags:

@@ -55,7 +55,8 @@ def test_features_lists_only_implemented_things(capsys):
     f = json.loads(capsys.readouterr().out)
     assert f["ociVersionMax"] == "1.3.0"
     assert "CAP_NET_BIND_SERVICE" in f["linux"]["capabilities"]
-    assert f["linux"]["cgroup"]["v1"] is False  # not implemented yet, so not claimed
+    assert f["linux"]["cgroup"]["v1"] is True
+    assert f["linux"]["cgroup"]["systemd"] is False  # no systemd driver: not claimed
     assert "SCMP_ACT_NOTIFY" in f["linux"]["seccomp"]["actions"]
 
 

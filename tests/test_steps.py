@@ -66,7 +66,8 @@ def test_architecture_doc_lists_the_steps_in_order():
     for label, seq in (("- C1:", nsenter.NAMESPACE_STEPS), ("- C2 (`create`):", steps.INIT_STEPS),
                        ("- C2 (`exec`):", steps.EXEC_STEPS),
                        ("- P, without a user namespace, before it forks the init:",
-                        nsenter.PARENT_NAMESPACE_STEPS)):
+                        nsenter.PARENT_NAMESPACE_STEPS),
+                       ("- P, right after the fork:", nsenter.PARENT_AFTER_FORK_STEPS)):
         bullet = doc[doc.index(label) + len(label):].split("\n- ")[0].split("\n\n")[0]
         assert re.findall(r"`(\w+)`", bullet) == names(seq), label
 

@@ -69,10 +69,12 @@ def join_plan(config, init_pid):
 def exec_process(opts, args):
     from pyrunc.init.child import fork_init
     from pyrunc.init.context import Channel, Context
+    from pyrunc.init.nsenter import PARENT_AFTER_FORK_STEPS, run_steps
     from pyrunc.spec.model import load_process
     container = Container.load(opts.root, opts.id)
     status = container.status()
-    if status not in ("created", "running"):
+    if status not in ("created", "running") and not (
+            status == "paused" and args.ignore_paused):
         container.unlock()
         raise PyruncError(f"cannot exec in a container that is {status}")
     with open(container.config_file, "rb") as f:
@@ -87,6 +89,9 @@ def exec_process(opts, args):
     ctx.debug = opts.debug
     ctx.preserve_fds = opts.preserve_fds
     ctx.ns = join_plan(config, container.pid)
+    if container.data.get("cgroupPaths"):
+        from pyrunc.linux import cgroups
+        ctx.cgroup = cgroups.Cgroup(container.data["cgroupPaths"], None)
     prepare_process(opts, config, proc, ctx, warnings)
     console = None
     if proc.terminal:
@@ -104,11 +109,13 @@ def exec_process(opts, args):
         ctx.channel = child
     c1, pid = fork_init(ctx, in_child)
     child.close()
+    ctx.channel = parent
     for fd in ctx.ns.joins.values():
         posix.close(fd)
     if console is not None:
         console.close()
     try:
+        run_steps(ctx, PARENT_AFTER_FORK_STEPS)  # the container's cgroup
         pid = drive(parent, ctx, c1, pid, config, until=None)
     finally:
         parent.close()

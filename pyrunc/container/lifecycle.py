@@ -27,6 +27,7 @@ class Options:
         self.detach = False
         self.keep = False
         self.strict = False
+        self.systemd_cgroup = False
         self.policy = None
         self.explain = None
         self.debug = False
@@ -77,6 +78,7 @@ def prepare(opts, bundle, config, ctx):
                           path="linux.namespaces", step="namespaces")
     prepare_process(opts, config, config.process, ctx, [])
     check_support(config, opts)
+    ctx.cgroup = plan_cgroup(opts, config)
     if any(idmap.wants_idmap(m) for m in config.mounts or ()):
         ctx.idmap_fds = idmap.userns_fds(config.mounts)
     ctx.preserve_fds = opts.preserve_fds
@@ -111,6 +113,32 @@ def check_support(config, opts):
         opts.log.warning(f"{path}: {why}; ignored")
 
 
+def plan_cgroup(opts, config):
+    """The container's cgroup, its limits checked (nothing written yet); None when pyrunc
+    leaves cgroups alone: --systemd-cgroup (no systemd driver) or not root."""
+    linux = config.linux
+    resources = linux.resources if linux else None
+    if opts.systemd_cgroup or posix.geteuid() != 0:
+        if resources:
+            why = ("the systemd cgroup driver is not implemented" if opts.systemd_cgroup
+                   else "cgroups need root")
+            if opts.strict:
+                raise PyruncError(f"{why} (strict mode)", path="linux.resources", step="load")
+            opts.log.warning(f"linux.resources: {why}; ignored")
+        return None
+    from pyrunc.linux import cgroups
+    cg = cgroups.plan(linux.cgroupsPath if linux else None, opts.id)
+    warnings = []
+    device_nodes = [(d.type, d.major, d.minor) for d in (linux.devices if linux else None) or ()]
+    cgroups.set_resources(cg, resources, warnings, device_nodes, dry=True)
+    for w in warnings:
+        if opts.strict:
+            path, _, why = w.partition(": ")
+            raise PyruncError(f"{why} (strict mode)", path=path, step="load")
+        opts.log.warning(w)
+    return cg
+
+
 def connect_console(path):
     import _socket  # here: start, state and delete need no socket module
     s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
@@ -127,10 +155,11 @@ def create(opts):
     from pyrunc import timing  # here, as in run: start, state, kill and delete need none
     from pyrunc.init.child import fork_init
     from pyrunc.init.context import Channel, Context
+    from pyrunc.init.nsenter import PARENT_AFTER_FORK_STEPS, run_steps
     bundle, config, raw = load_for_create(opts)
     timing.lap("load config")
     container = Container.new(opts.root, opts.id)
-    init_pid = None
+    init_pid = ctx = None
     try:
         ctx = Context(config, bundle, opts.id)
         prepare(opts, bundle, config, ctx)
@@ -159,6 +188,11 @@ def create(opts):
             console.close()
         timing.lap("fork")
         try:
+            if ctx.cgroup is not None:
+                # what a create killed from here on leaves: delete --force reads it
+                container.record_cgroups(ctx.cgroup.dirs)
+            ctx.channel = parent
+            run_steps(ctx, PARENT_AFTER_FORK_STEPS)
             # while the init enters its namespaces and mounts (the other CPU): the config
             # copy that start, delete and exec read, and exec.fifo, whose fds the init asks
             # for ("fifo") before it reports ready
@@ -176,7 +210,8 @@ def create(opts):
                                   created=now_rfc3339(), owner="",
                                   terminal=bool(config.process.terminal),
                                   hookKinds=[k for k in ("poststart", "poststop")
-                                             if config.hooks and getattr(config.hooks, k)])
+                                             if config.hooks and getattr(config.hooks, k)],
+                                  cgroupPaths=ctx.cgroup.dirs if ctx.cgroup else None)
             container.save()
             if opts.pid_file:
                 write_pid_file(opts.pid_file, init_pid)
@@ -192,6 +227,9 @@ def create(opts):
     except BaseException:
         if init_pid:
             _kill_and_wait(init_pid)
+        if ctx is not None and ctx.cgroup is not None:
+            from pyrunc.linux import cgroups
+            cgroups.remove(ctx.cgroup.made)
         container.remove()
         raise
     return container
@@ -246,6 +284,13 @@ def _reap(pid):
     try:
         posix.waitpid(pid, 0)
     except ChildProcessError:
+        pass
+
+
+def _send(pid, sig):
+    try:
+        posix.kill(pid, sig)
+    except ProcessLookupError:
         pass
 
 
@@ -393,17 +438,43 @@ def kill(opts, sig, all_processes=False):
             raise PyruncError("container not running (it is stopped)")
         pids = pids_of(container) if all_processes else [container.pid]
         for pid in pids:
-            try:
-                posix.kill(pid, sig)
-            except ProcessLookupError:
-                pass
+            _send(pid, sig)
+    finally:
+        container.unlock()
+
+
+def pause(opts, on):
+    """pause (freeze every process of the container) or resume (thaw them)."""
+    from pyrunc.linux import cgroups
+    container = Container.load(opts.root, opts.id)
+    try:
+        status = container.status()
+        wanted = ("running", "created") if on else ("paused",)
+        if status not in wanted:
+            raise PyruncError(f"cannot {'pause' if on else 'resume'} a container that is "
+                              f"{status}")
+        dirs = container.data.get("cgroupPaths")
+        if not dirs:
+            raise PyruncError("the container has no cgroup (made with --systemd-cgroup or "
+                              "without root)", step="cgroups")
+        cgroups.freeze(dirs, on)
+        container.data["paused"] = on
+        container.save()
     finally:
         container.unlock()
 
 
 def pids_of(container):
-    """Host pids of the container's processes (no cgroup needed): every process in its pid
-    namespace when the init is pid 1 there (the container made it); otherwise (the host's
+    """Host pids of the container's processes: those in its cgroup, when it has one."""
+    dirs = container.data.get("cgroupPaths")
+    if dirs:
+        from pyrunc.linux import cgroups
+        return cgroups.procs(dirs)
+    return _pids_by_namespace(container)
+
+
+def _pids_by_namespace(container):
+    """Without a cgroup: every process in its pid namespace when the init is pid 1 there (the container made it); otherwise (the host's
     pid namespace, or one joined from another container: podman --pid host) only the init
     and its descendants, never the namespace's other processes."""
     init = container.pid
@@ -454,13 +525,25 @@ def delete(opts, force=False):
             container.unlock()
             raise PyruncError(f"cannot delete a container that is {status}: "
                               "stop it first or use --force")
-        for pid in pids_of(container) or [container.pid]:
+        pids = pids_of(container) or [container.pid]
+        if container.data.get("paused"):
+            # frozen processes die only once thawed: signal them all first, then thaw
+            from pyrunc.linux import cgroups
+            for pid in pids:
+                _send(pid, _signal.SIGKILL)
+            cgroups.freeze(container.data["cgroupPaths"], False)
+        for pid in pids:
             _kill_and_wait(pid)
     try:
         poststop = _stored_hooks(container, "poststop")
     except (OSError, ValueError, PyruncError):
         poststop = None  # a damaged copy must not keep the container from going
     hook_state = container.hook_state("stopped")
+    dirs = container.data.get("cgroupPaths")
+    if dirs:
+        from pyrunc.linux import cgroups
+        for problem in cgroups.remove(dirs.values()):
+            opts.log.warning(f"cgroup not removed: {problem}")
     container.remove()
     if poststop:
         from pyrunc.linux import hooks
@@ -480,6 +563,10 @@ def remove_unfinished(root, cid):
     if paths.exists(leftover.state_file):
         leftover.unlock()
         raise PyruncError(f"container {cid} was being created: try again")
+    dirs = leftover.recorded_cgroups()
+    if dirs:
+        from pyrunc.linux import cgroups
+        cgroups.remove(dirs)
     leftover.remove()
 
 

@@ -143,6 +143,19 @@ class Container:
                  "bundle": d["bundle"], "annotations": d.get("annotations") or {}}
         return state
 
+    # -- the cgroup directories of a create in progress: what `delete --force` removes when
+    # that create was killed before it saved state.json (which then holds them)
+    def record_cgroups(self, dirs):
+        with open(paths.join(self.dir, "cgroups"), "w") as f:
+            f.write("".join(d + "\n" for d in dirs.values()))
+
+    def recorded_cgroups(self):
+        try:
+            with open(paths.join(self.dir, "cgroups")) as f:
+                return f.read().split()
+        except FileNotFoundError:
+            return []
+
     def remove(self):
         for name in posix.listdir(self.dir):
             posix.unlink(paths.join(self.dir, name))

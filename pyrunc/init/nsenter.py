@@ -68,6 +68,23 @@ NAMESPACE_STEPS = (
     ("time_offsets", lambda ctx: not ctx.exec_mode and bool(ctx.setting("timeOffsets"))
      and "time" not in ctx.ns.entered, step_time_offsets),
 )
+def step_cgroups(ctx):
+    # the child waits for "cgroups_done" before anything else (child.py)
+    from pyrunc.linux import cgroups
+    cg = ctx.cgroup
+    if not ctx.exec_mode:
+        cgroups.create(cg)
+    cgroups.apply(cg, ctx.child_pid)
+    if not ctx.exec_mode:
+        device_nodes = [(d.type, d.major, d.minor) for d in ctx.setting("devices") or ()]
+        cgroups.set_resources(cg, ctx.setting("resources"), [], device_nodes)
+    ctx.channel.send("cgroups_done")
+
+
+# The parent, right after the fork, while the child imports its code and waits
+PARENT_AFTER_FORK_STEPS = (
+    ("cgroups", lambda ctx: ctx.cgroup is not None, step_cgroups),
+)
 # Without a user namespace the parent runs these before it forks the init (see child.py);
 # the init's NAMESPACE_STEPS then enter only the other namespaces.
 PARENT_NAMESPACE_STEPS = (

@@ -14,7 +14,7 @@ import posix
 
 from pyrunc import syscalls as sc
 from pyrunc.errors import PyruncError
-from pyrunc.init.nsenter import NAMESPACE_STEPS
+from pyrunc.init.nsenter import NAMESPACE_STEPS, PARENT_AFTER_FORK_STEPS
 from pyrunc.linux import capabilities, dmz, hooks, net, process, rootfs
 
 # After pivot_root nothing can be imported. The modules every init needs are imported above,
@@ -38,7 +38,8 @@ def step_rootfs_propagation(ctx):
 
 
 def step_mounts(ctx):
-    rootfs.mount_all(ctx.rootfs, ctx.config.mounts, ctx.bundle, ctx.in_userns, ctx.idmap_fds)
+    rootfs.mount_all(ctx.rootfs, ctx.config.mounts, ctx.bundle, ctx.in_userns, ctx.idmap_fds,
+                     in_cgroupns=ctx.ns.has("cgroup"))
 
 
 def step_devices(ctx):
@@ -340,4 +341,4 @@ EXEC_STEPS = tuple(s for s in INIT_STEPS if s[0] in (
     "user", "capabilities", "cwd", "resolve_exec", "close_fds", "seccomp_notify", "seccomp",
     "exec"))
 
-STEP_NAMES = tuple(s[0] for s in NAMESPACE_STEPS + INIT_STEPS)
+STEP_NAMES = tuple(s[0] for s in PARENT_AFTER_FORK_STEPS + NAMESPACE_STEPS + INIT_STEPS)

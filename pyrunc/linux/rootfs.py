@@ -246,14 +246,15 @@ def parent_mount_private(rootfs):
         sc.mount(None, parent, None, sc.MS_PRIVATE, what=f"make {parent} private")
 
 
-def mount_all(rootfs, mounts, bundle, in_userns, idmap_fds=None):
+def mount_all(rootfs, mounts, bundle, in_userns, idmap_fds=None, in_cgroupns=False):
     root_fd = posix.open(rootfs, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
     try:
         read_only = []
         for i, m in enumerate(mounts or ()):
             where = f"mounts[{i}] ({m.destination})"
             try:
-                if mount_one(root_fd, m, bundle, in_userns, (idmap_fds or {}).get(i)):
+                if mount_one(root_fd, m, bundle, in_userns, (idmap_fds or {}).get(i),
+                             in_cgroupns):
                     read_only.append((where, m))
             except OSError as e:
                 raise PyruncError(e.strerror, path=where, step="mounts", errno=e.errno) from None
@@ -284,7 +285,7 @@ def remount_read_only(root_fd, m):
         posix.close(fd)
 
 
-def mount_one(root_fd, m, bundle, in_userns, idmap_fd=None):
+def mount_one(root_fd, m, bundle, in_userns, idmap_fd=None, in_cgroupns=False):
     """Mount m; True when it is a tmpfs still to be made read-only (see mount_all).
     idmap_fd: the user namespace an idmapped bind mount shifts ownership through."""
     opts = parse_options(m.options)
@@ -311,7 +312,7 @@ def mount_one(root_fd, m, bundle, in_userns, idmap_fd=None):
         adjust_new_mount(root_fd, m.destination, opts, extra)
         return
     if m.type in ("cgroup", "cgroup2"):
-        mount_cgroup(root_fd, m, opts)
+        mount_cgroup(root_fd, m, opts, in_cgroupns)
         return
     fd = open_in_root(root_fd, m.destination, "dir")
     flags = opts.flags & ~sc.MS_REMOUNT
@@ -418,9 +419,12 @@ def adjust_new_mount(root_fd, destination, opts, remount_flags):
         posix.close(fd)
 
 
-def mount_cgroup(root_fd, m, opts):
-    """cgroup2 mounts as is; a v1 "cgroup" mount becomes, as in runc, a tmpfs with a bind of
-    this process's cgroup in each v1 hierarchy (hybrid hosts like this one)."""
+def mount_cgroup(root_fd, m, opts, in_cgroupns=False):
+    """cgroup2 mounts as is; a v1 "cgroup" mount becomes, as in runc, a tmpfs with this
+    process's cgroup of each v1 hierarchy (hybrid hosts like this one) under it: a bind of
+    it from the host, or, in a cgroup namespace, that hierarchy mounted anew, which the
+    kernel roots at the namespace's root (a bind would show the host's root: inside the
+    namespace /proc/self/cgroup says "/")."""
     flags = opts.flags & ~(sc.MS_REMOUNT | sc.MS_RDONLY)
     fd = open_in_root(root_fd, m.destination, "dir")
     try:
@@ -445,8 +449,15 @@ def mount_cgroup(root_fd, m, opts):
             posix.mkdir(name, 0o755, dir_fd=tdir)
             dfd = open_in_root(tfd, name)
             try:
-                sc.mount(host + path, fd_path(dfd), None, sc.MS_BIND | sc.MS_REC,
-                         what="bind cgroup")
+                if in_cgroupns and not controllers:
+                    sc.mount("cgroup2", fd_path(dfd), "cgroup2", 0, what="mount cgroup2")
+                elif in_cgroupns:
+                    data = ("none," + controllers) if controllers.startswith("name=") \
+                        else controllers
+                    sc.mount("cgroup", fd_path(dfd), "cgroup", 0, data, what="mount cgroup")
+                else:
+                    sc.mount(host + path, fd_path(dfd), None, sc.MS_BIND | sc.MS_REC,
+                             what="bind cgroup")
             finally:
                 posix.close(dfd)
             dfd = open_in_root(tfd, name)

@@ -1,0 +1,530 @@
+"""cgroups through the cgroupfs files (no systemd): the v1 hierarchies of a legacy or hybrid
+host (one directory per controller, as on this VM) and the unified v2 tree.
+
+Where (runc's rules, config-linux.md "Cgroups path"): an absolute `cgroupsPath` is taken
+from each hierarchy's root; a relative one, or the container id when there is none, from
+the runtime's own cgroup in that hierarchy.
+
+When: right after the fork, while the child imports its code, the parent makes the
+directories, puts the child in them and writes the limits; the child waits for its "go"
+before it enters any namespace, so the cgroup namespace it unshares is rooted there and
+nothing of the container's runs outside the limits (runc's order: Apply, then Set).
+
+Limits are written in config order, each error naming its JSON path. Devices: v1's
+devices.allow/deny lists, the config's rules in order, then the spec's default devices
+(which the runtime must supply usable). On a v2-only host the device rules need an eBPF
+program, which pyrunc does not build: a warning (strict: an error).
+"""
+import posix
+import time
+
+from pyrunc import paths
+from pyrunc.errors import PyruncError
+
+UNIFIED = ""  # the v2 tree's key, as /proc/self/cgroup names it ("0::/path")
+# the default devices the spec requires (null, zero, full, random, urandom, tty), with
+# /dev/ptmx and the pty slaves a devpts mount needs: always allowed, after the config's rules
+DEFAULT_DEVICE_RULES = ("c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
+                        "c 5:0 rwm", "c 5:2 rwm", "c 136:* rwm")
+
+
+class Layout:
+    """The host's hierarchies: {key: mount point} (v1 keys as in /proc/self/cgroup:
+    "memory", "cpu,cpuacct", "name=systemd"; the v2 tree under UNIFIED), and this
+    process's own cgroup in each."""
+
+    def __init__(self, mounts, own):
+        self.mounts = mounts
+        self.own = own
+
+    @classmethod
+    def read(cls):
+        mounts = {}
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                fields = line.split()
+                dash = fields.index("-")
+                fstype, point = fields[dash + 1], fields[4]
+                if fstype == "cgroup2":
+                    mounts.setdefault(UNIFIED, point)
+                elif fstype == "cgroup":
+                    options = fields[dash + 3].split(",")
+                    controllers = [o for o in options if o in V1_CONTROLLERS or
+                                   o.startswith("name=")]
+                    mounts.setdefault(",".join(sorted(controllers, key=_v1_order)), point)
+        own = {}
+        with open("/proc/self/cgroup") as f:
+            for line in f:
+                _, key, path = line.rstrip("\n").split(":", 2)
+                own[key] = path
+        return cls(mounts, own)
+
+    @property
+    def v1(self):
+        return any(k != UNIFIED for k in self.mounts)
+
+    def controller_key(self, controller):
+        """The hierarchy holding a controller: its v1 one, else the v2 tree when its
+        cgroup.controllers lists it, else None."""
+        for key in self.mounts:
+            if key != UNIFIED and controller in key.split(","):
+                return key
+        if UNIFIED in self.mounts and controller in self.v2_controllers():
+            return UNIFIED
+        return None
+
+    def v2_controllers(self):
+        try:
+            with open(paths.join(self.mounts[UNIFIED], "cgroup.controllers")) as f:
+                return f.read().split()
+        except OSError:
+            return []
+
+
+# /proc/self/cgroup lists v1 co-mounted controllers in the kernel's order
+V1_CONTROLLERS = ("cpuset", "cpu", "cpuacct", "blkio", "memory", "devices", "freezer",
+                  "net_cls", "perf_event", "net_prio", "hugetlb", "pids", "rdma", "misc")
+
+
+def _v1_order(name):
+    return V1_CONTROLLERS.index(name) if name in V1_CONTROLLERS else len(V1_CONTROLLERS)
+
+
+class Cgroup:
+    """The container's cgroup: {hierarchy key: directory}, and which of them were made.
+    With dry set, limits are checked and their warnings collected, and nothing is written:
+    the parent does that before any fork, so bad input fails before anything exists."""
+
+    def __init__(self, dirs, layout):
+        self.dirs = dirs
+        self.layout = layout
+        self.made = []
+        self.device_nodes = ()
+        self.dry = False
+
+    def write(self, path, text, where):
+        if not self.dry:
+            _write(path, text, where)
+
+    def dir_of(self, controller):
+        key = self.layout.controller_key(controller)
+        return None if key is None else self.dirs.get(key)
+
+
+def plan(cgroups_path, container_id, layout=None):
+    """The directories of the container's cgroup, in every hierarchy; nothing is written."""
+    layout = layout or Layout.read()
+    inner = cgroups_path or container_id
+    absolute = inner.startswith("/")
+    # cleaned as from the root, so that ".." cannot climb out of where it belongs
+    inner = paths.normpath("/" + inner).lstrip("/")
+    if not inner:
+        raise PyruncError("cgroupsPath names a hierarchy's root", path="linux.cgroupsPath",
+                          step="cgroups")
+    dirs = {}
+    for key, point in layout.mounts.items():
+        if key.startswith("name=") and key != "name=systemd":
+            continue  # another tool's named hierarchy: not ours to put processes in
+        base = point if absolute else paths.join(point, layout.own.get(key, "/").lstrip("/"))
+        dirs[key] = paths.join(base, inner)
+    return Cgroup(dirs, layout)
+
+
+def create(cg):
+    """mkdir -p each directory; a new v1 cpuset gets its parent's cpus and mems (without
+    them it refuses every process)."""
+    for key, path in cg.dirs.items():
+        if paths.isdir(path):
+            continue
+        _makedirs(path, key, cg)
+        cg.made.append(path)
+
+
+def _makedirs(path, key, cg):
+    parent = paths.split(path)[0]
+    if not paths.isdir(parent):
+        _makedirs(parent, key, cg)
+    try:
+        posix.mkdir(path, 0o755)
+    except FileExistsError:
+        return
+    except OSError as e:
+        raise PyruncError(f"mkdir {path}: {e.strerror}", path="linux.cgroupsPath",
+                          step="cgroups", errno=e.errno) from None
+    if "cpuset" in key.split(","):
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            if not _read(paths.join(path, name)).strip():
+                _write(paths.join(path, name), _read(paths.join(parent, name)).strip(),
+                       "linux.cgroupsPath")
+    elif key == UNIFIED:
+        _enable_controllers(parent, cg.layout)
+
+
+def _enable_controllers(parent, layout):
+    """v2: a child gets a controller only when its parent's subtree_control enables it."""
+    wanted = [c for c in ("cpuset", "cpu", "io", "memory", "hugetlb", "pids")
+              if c in layout.v2_controllers()]
+    if not wanted or layout.v1 and parent == layout.mounts[UNIFIED]:
+        return
+    try:
+        _write(paths.join(parent, "cgroup.subtree_control"),
+               " ".join("+" + c for c in wanted), "linux.cgroupsPath")
+    except PyruncError:
+        pass  # a parent with processes in it cannot delegate: the limits report it
+
+
+def apply(cg, pid):
+    """Put a process in the container's cgroup, in every hierarchy."""
+    for path in cg.dirs.values():
+        _write(paths.join(path, "cgroup.procs"), str(pid), "linux.cgroupsPath")
+
+
+def set_resources(cg, resources, warnings, device_nodes=(), dry=False):
+    """Write linux.resources; v1 or v2 files by where each controller lives.
+    device_nodes: (type, major, minor) of linux.devices, allowed after the rules."""
+    cg.dry = dry
+    resources = dict(resources or {})
+    if device_nodes and "devices" not in resources:
+        resources["devices"] = []
+    if not resources:
+        return
+    _check_object(resources, "linux.resources")
+    cg.device_nodes = device_nodes
+    for name, value in resources.items():
+        where = f"linux.resources.{name}"
+        setter = SETTERS.get(name)
+        if setter is None:
+            warnings.append(f"{where}: not supported, ignored")
+            continue
+        if value is not None:
+            setter(cg, value, where, warnings)
+
+
+def _memory(cg, mem, where, warnings):
+    _check_object(mem, where)
+    key = cg.layout.controller_key("memory")
+    if key is None:
+        return _missing(where, "memory", warnings)
+    d = cg.dirs[key]
+    v1 = key != UNIFIED
+    limit = mem.get("limit")
+    for field, v1_file, v2_file in (("limit", "memory.limit_in_bytes", "memory.max"),
+                                    ("reservation", "memory.soft_limit_in_bytes", "memory.low"),
+                                    ("swap", "memory.memsw.limit_in_bytes", "memory.swap.max"),
+                                    ("swappiness", "memory.swappiness", None),
+                                    ("disableOOMKiller", "memory.oom_control", None)):
+        value = mem.get(field)
+        if value is None:
+            continue
+        path = f"{where}.{field}"
+        if field == "disableOOMKiller":
+            if value is not True and value is not False:
+                _fail(path, "expected a boolean")
+            text = "1" if value else "0"
+        else:
+            value = _int(value, path)
+            if not v1 and field == "swap" and value > 0 and limit is not None and limit > 0:
+                value -= limit  # v2 counts swap alone; the spec's swap is memory + swap
+            text = ("-1" if v1 else "max") if value < 0 else str(value)
+        target = v1_file if v1 else v2_file
+        if target is None:
+            warnings.append(f"{path}: no cgroup v2 equivalent, ignored")
+            continue
+        cg.write(paths.join(d, target), text, path)
+    for field in ("kernel", "kernelTCP", "useHierarchy", "checkBeforeUpdate"):
+        if mem.get(field) is not None:
+            warnings.append(f"{where}.{field}: not applied (deprecated by the kernel or "
+                            "only for update)")
+
+
+def _pids(cg, pids, where, warnings):
+    _check_object(pids, where)
+    key = cg.layout.controller_key("pids")
+    if key is None:
+        return _missing(where, "pids", warnings)
+    limit = _int(pids.get("limit", 0), f"{where}.limit")
+    cg.write(paths.join(cg.dirs[key], "pids.max"), str(limit) if limit > 0 else "max",
+           f"{where}.limit")
+
+
+def _cpu(cg, cpu, where, warnings):
+    _check_object(cpu, where)
+    cpus, mems = cpu.get("cpus"), cpu.get("mems")
+    if cpus is not None or mems is not None:
+        key = cg.layout.controller_key("cpuset")
+        if key is None:
+            _missing(where + ".cpus", "cpuset", warnings)
+        for field, value in (("cpus", cpus), ("mems", mems)):
+            if value is not None and key is not None:
+                if not isinstance(value, str):
+                    _fail(f"{where}.{field}", "expected a string")
+                cg.write(paths.join(cg.dirs[key], f"cpuset.{field}"), value, f"{where}.{field}")
+    key = cg.layout.controller_key("cpu")
+    fields = [f for f in ("shares", "quota", "period", "burst", "realtimeRuntime",
+                          "realtimePeriod", "idle") if cpu.get(f) is not None]
+    if not fields:
+        return
+    if key is None:
+        return _missing(where, "cpu", warnings)
+    d = cg.dirs[key]
+    values = {f: _int(cpu[f], f"{where}.{f}") for f in fields}
+    if key != UNIFIED:
+        for field, name in (("shares", "cpu.shares"), ("period", "cpu.cfs_period_us"),
+                            ("quota", "cpu.cfs_quota_us"), ("burst", "cpu.cfs_burst_us"),
+                            ("realtimePeriod", "cpu.rt_period_us"),
+                            ("realtimeRuntime", "cpu.rt_runtime_us"), ("idle", "cpu.idle")):
+            if field in values:
+                cg.write(paths.join(d, name), str(values[field]), f"{where}.{field}")
+        return
+    if "shares" in values:  # runc's conversion of [2, 262144] to cpu.weight [1, 10000]
+        weight = 1 + ((values["shares"] - 2) * 9999) // 262142
+        cg.write(paths.join(d, "cpu.weight"), str(weight), f"{where}.shares")
+    if "quota" in values or "period" in values:
+        quota = values.get("quota", -1)
+        text = f"{'max' if quota < 0 else quota} {values.get('period', 100000)}"
+        cg.write(paths.join(d, "cpu.max"), text, f"{where}.quota")
+    for field in ("burst", "idle"):
+        if field in values:
+            name = "cpu.max.burst" if field == "burst" else "cpu.idle"
+            cg.write(paths.join(d, name), str(values[field]), f"{where}.{field}")
+    for field in ("realtimeRuntime", "realtimePeriod"):
+        if field in values:
+            warnings.append(f"{where}.{field}: no cgroup v2 equivalent, ignored")
+
+
+def _block_io(cg, bio, where, warnings):
+    _check_object(bio, where)
+    key = cg.layout.controller_key("blkio") or cg.layout.controller_key("io")
+    if key is None:
+        return _missing(where, "blkio", warnings)
+    d = cg.dirs[key]
+    if key == UNIFIED:
+        if bio.get("weight") is not None:
+            cg.write(paths.join(d, "io.weight"), f"default {_int(bio['weight'], where)}",
+                   f"{where}.weight")
+        for field, name in (("throttleReadBpsDevice", "rbps"), ("throttleWriteBpsDevice", "wbps"),
+                            ("throttleReadIOPSDevice", "riops"),
+                            ("throttleWriteIOPSDevice", "wiops")):
+            for i, dev in enumerate(bio.get(field) or ()):
+                path = f"{where}.{field}[{i}]"
+                cg.write(paths.join(d, "io.max"), f"{_dev(dev, path)} {name}="
+                       f"{_int(dev.get('rate'), path + '.rate')}", path)
+        return
+    if bio.get("weight") is not None:
+        cg.write(paths.join(d, _existing(d, "blkio.weight", "blkio.bfq.weight")),
+               str(_int(bio["weight"], f"{where}.weight")), f"{where}.weight")
+    for field, name in (("throttleReadBpsDevice", "blkio.throttle.read_bps_device"),
+                        ("throttleWriteBpsDevice", "blkio.throttle.write_bps_device"),
+                        ("throttleReadIOPSDevice", "blkio.throttle.read_iops_device"),
+                        ("throttleWriteIOPSDevice", "blkio.throttle.write_iops_device")):
+        for i, dev in enumerate(bio.get(field) or ()):
+            path = f"{where}.{field}[{i}]"
+            cg.write(paths.join(d, name),
+                   f"{_dev(dev, path)} {_int(dev.get('rate'), path + '.rate')}", path)
+    for field in ("leafWeight", "weightDevice"):
+        if bio.get(field):
+            warnings.append(f"{where}.{field}: not applied")
+
+
+def _hugepages(cg, limits, where, warnings):
+    key = cg.layout.controller_key("hugetlb")
+    if key is None:
+        return _missing(where, "hugetlb", warnings)
+    for i, h in enumerate(limits):
+        path = f"{where}[{i}]"
+        _check_object(h, path)
+        size = h.get("pageSize")
+        if not isinstance(size, str):
+            _fail(f"{path}.pageSize", "expected a string such as 2MB")
+        limit = _int(h.get("limit"), f"{path}.limit")
+        name = f"hugetlb.{size}.limit_in_bytes" if key != UNIFIED else f"hugetlb.{size}.max"
+        cg.write(paths.join(cg.dirs[key], name), str(limit), f"{path}.limit")
+
+
+def _network(cg, net, where, warnings):
+    _check_object(net, where)
+    if net.get("classID") is not None:
+        key = cg.layout.controller_key("net_cls")
+        if key is None or key == UNIFIED:
+            _missing(where + ".classID", "net_cls", warnings)
+        else:
+            cg.write(paths.join(cg.dirs[key], "net_cls.classid"),
+                   str(_int(net["classID"], f"{where}.classID")), f"{where}.classID")
+    for i, p in enumerate(net.get("priorities") or ()):
+        key = cg.layout.controller_key("net_prio")
+        path = f"{where}.priorities[{i}]"
+        if key is None or key == UNIFIED:
+            return _missing(path, "net_prio", warnings)
+        cg.write(paths.join(cg.dirs[key], "net_prio.ifpriomap"),
+               f"{p.get('name')} {_int(p.get('priority'), path + '.priority')}", path)
+
+
+def _devices(cg, rules, where, warnings):
+    key = cg.layout.controller_key("devices")
+    if key is None or key == UNIFIED:
+        return _missing(where, "devices (v1; cgroup v2 needs an eBPF filter)", warnings)
+    d = cg.dirs[key]
+    for i, rule in enumerate(rules):
+        path = f"{where}[{i}]"
+        _check_object(rule, path)
+        allow = rule.get("allow")
+        if allow is not True and allow is not False:
+            _fail(f"{path}.allow", "expected a boolean")
+        kind = rule.get("type", "a")
+        if kind not in ("a", "c", "b"):
+            _fail(f"{path}.type", f"{kind!r} is not one of a, c, b")
+        access = rule.get("access", "rwm")
+        if not isinstance(access, str) or not access or set(access) - set("rwm"):
+            _fail(f"{path}.access", "expected letters of rwm")
+        major, minor = rule.get("major"), rule.get("minor")
+        text = "a" if kind == "a" and major is None and minor is None else (
+            f"{'a' if kind == 'a' else kind} {_num_or_star(major, path + '.major')}:"
+            f"{_num_or_star(minor, path + '.minor')} {access}")
+        cg.write(paths.join(d, "devices.allow" if allow else "devices.deny"), text, path)
+    extra = [f"{'b' if t == 'b' else 'c'} {major}:{minor} rwm"
+             for t, major, minor in cg.device_nodes if t in ("c", "u", "b")]
+    for text in DEFAULT_DEVICE_RULES + tuple(extra):
+        cg.write(paths.join(d, "devices.allow"), text, where)
+
+
+def _unified(cg, files, where, warnings):
+    _check_object(files, where)
+    if UNIFIED not in cg.dirs:
+        return _missing(where, "a cgroup v2 tree", warnings)
+    for name, value in files.items():
+        path = f"{where}.{name}"
+        if "/" in name or name in (".", ".."):
+            _fail(path, "not a file name of the cgroup")
+        if not isinstance(value, str):
+            _fail(path, "expected a string")
+        cg.write(paths.join(cg.dirs[UNIFIED], name), value, path)
+
+
+SETTERS = {"memory": _memory, "pids": _pids, "cpu": _cpu, "blockIO": _block_io,
+           "hugepageLimits": _hugepages, "network": _network, "devices": _devices,
+           "unified": _unified}
+
+
+# -- the running container
+
+
+def procs(dirs):
+    """The pids in the container's cgroup (any hierarchy holds them all)."""
+    for key in sorted(dirs, key=lambda k: k != "pids"):
+        try:
+            text = _read(paths.join(dirs[key], "cgroup.procs"))
+        except OSError:
+            continue
+        return sorted(int(p) for p in text.split())
+    return []
+
+
+def freezer_dir(dirs):
+    for key, path in dirs.items():
+        if "freezer" in key.split(","):
+            return path, False
+    if UNIFIED in dirs:
+        return dirs[UNIFIED], True
+    return None, False
+
+
+def frozen(dirs):
+    path, v2 = freezer_dir(dirs)
+    if path is None:
+        return False
+    try:
+        if v2:
+            return "frozen 1" in _read(paths.join(path, "cgroup.events")).splitlines()
+        return _read(paths.join(path, "freezer.state")).strip() == "FROZEN"
+    except OSError:
+        return False
+
+
+def freeze(dirs, on):
+    """Freeze (pause) or thaw (resume), and wait until the kernel says it is done."""
+    path, v2 = freezer_dir(dirs)
+    if path is None:
+        raise PyruncError("the container has no freezer cgroup", step="cgroups")
+    if v2:
+        _write(paths.join(path, "cgroup.freeze"), "1" if on else "0", "freezer")
+    else:
+        _write(paths.join(path, "freezer.state"), "FROZEN" if on else "THAWED", "freezer")
+    for _ in range(500):
+        if frozen(dirs) == on:
+            return
+        time.sleep(0.002)
+    raise PyruncError(f"the cgroup did not {'freeze' if on else 'thaw'} within a second",
+                      step="cgroups")
+
+
+def remove(dirs):
+    """rmdir each directory, retrying a moment while exiting processes leave it."""
+    left = []
+    for path in dirs:
+        for attempt in range(50):
+            try:
+                posix.rmdir(path)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as e:
+                if e.errno != 16 or attempt == 49:  # EBUSY: tasks are still leaving
+                    left.append(f"{path}: {e.strerror}")
+                    break
+                time.sleep(0.002)
+    return left
+
+
+# -- files
+
+
+def _read(path):
+    fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
+    try:
+        return posix.read(fd, 1 << 16).decode()
+    finally:
+        posix.close(fd)
+
+
+def _write(path, text, where):
+    try:
+        fd = posix.open(path, posix.O_WRONLY | posix.O_CLOEXEC)
+        try:
+            posix.write(fd, text.encode())
+        finally:
+            posix.close(fd)
+    except OSError as e:
+        raise PyruncError(f"write {text!r} to {path}: {e.strerror}", path=where,
+                          step="cgroups", errno=e.errno) from None
+
+
+def _existing(directory, *names):
+    return next((n for n in names if paths.exists(paths.join(directory, n))), names[0])
+
+
+def _missing(where, controller, warnings):
+    warnings.append(f"{where}: no {controller} controller on this host, ignored")
+
+
+def _fail(path, message):
+    raise PyruncError(message, path=path, step="cgroups")
+
+
+def _check_object(value, path):
+    if not isinstance(value, dict):
+        _fail(path, "expected an object")
+
+
+def _int(value, path):
+    if not isinstance(value, int) or isinstance(value, bool):
+        _fail(path, "expected an integer")
+    return value
+
+
+def _num_or_star(value, path):
+    return "*" if value is None or value == -1 else str(_int(value, path))
+
+
+def _dev(dev, path):
+    _check_object(dev, path)
+    return f"{_int(dev.get('major'), path + '.major')}:{_int(dev.get('minor'), path + '.minor')}"

@@ -1,0 +1,156 @@
+"""linux/cgroups.py against a fake cgroup tree in a temporary directory (no root needed):
+where the directories go, and which file gets which text for v1 and v2."""
+import os
+
+import pytest
+
+from pyrunc.errors import PyruncError
+from pyrunc.linux import cgroups
+
+
+def hybrid(tmp_path):
+    mounts = {k: str(tmp_path / (k.removeprefix("name=") or "unified"))
+              for k in ("cpu,cpuacct", "memory", "pids", "devices", "cpuset", "freezer",
+                        "name=systemd", cgroups.UNIFIED)}
+    own = {k: "/" for k in mounts}
+    own["memory"] = "/runtime"
+    return cgroups.Layout(mounts, own)
+
+
+def v2_only(tmp_path, controllers="cpuset cpu io memory pids"):
+    root = tmp_path / "v2"
+    root.mkdir()
+    (root / "cgroup.controllers").write_text(controllers + "\n")
+    return cgroups.Layout({cgroups.UNIFIED: str(root)}, {cgroups.UNIFIED: "/"})
+
+
+def test_paths_absolute_relative_and_default(tmp_path):
+    layout = hybrid(tmp_path)
+    absolute = cgroups.plan("/pod/c1", "c1", layout).dirs
+    assert absolute["memory"] == f"{tmp_path}/memory/pod/c1"
+    assert absolute["cpu,cpuacct"] == f"{tmp_path}/cpu,cpuacct/pod/c1"
+    assert absolute[cgroups.UNIFIED] == f"{tmp_path}/unified/pod/c1"
+    relative = cgroups.plan("pod/c1", "c1", layout).dirs
+    assert relative["memory"] == f"{tmp_path}/memory/runtime/pod/c1"  # below our own
+    assert cgroups.plan(None, "c1", layout).dirs["memory"] == f"{tmp_path}/memory/runtime/c1"
+    # ".." cannot climb out of the hierarchy
+    assert cgroups.plan("/../../etc", "c1", layout).dirs["pids"] == f"{tmp_path}/pids/etc"
+    with pytest.raises(PyruncError, match="root"):
+        cgroups.plan("/", "c1", layout)
+
+
+def fake_files(cg, names):
+    """The files a real cgroup directory would have (cgroupfs makes them; mkdir here)."""
+    for d in cg.dirs.values():
+        os.makedirs(d, exist_ok=True)
+        for n in names:
+            open(os.path.join(d, n), "a").close()
+
+
+def written(cg, key, name):
+    with open(os.path.join(cg.dirs[key], name)) as f:
+        return f.read()
+
+
+V1_FILES = ("memory.limit_in_bytes", "memory.soft_limit_in_bytes", "memory.memsw.limit_in_bytes",
+            "memory.swappiness", "memory.oom_control", "pids.max", "cpu.shares",
+            "cpu.cfs_quota_us", "cpu.cfs_period_us", "cpuset.cpus", "cpuset.mems",
+            "devices.allow", "devices.deny", "cgroup.procs")
+
+
+def test_v1_limits_go_to_their_hierarchy(tmp_path):
+    cg = cgroups.plan("/c1", "c1", hybrid(tmp_path))
+    fake_files(cg, V1_FILES)
+    warnings = []
+    cgroups.set_resources(cg, {
+        "memory": {"limit": 1 << 26, "swap": -1, "disableOOMKiller": True},
+        "pids": {"limit": 0},
+        "cpu": {"shares": 256, "quota": 5000, "period": 10000, "cpus": "0"},
+    }, warnings)
+    assert written(cg, "memory", "memory.limit_in_bytes") == str(1 << 26)
+    assert written(cg, "memory", "memory.memsw.limit_in_bytes") == "-1"
+    assert written(cg, "memory", "memory.oom_control") == "1"
+    assert written(cg, "pids", "pids.max") == "max"  # 0 or less: no limit
+    assert written(cg, "cpu,cpuacct", "cpu.cfs_quota_us") == "5000"
+    assert written(cg, "cpuset", "cpuset.cpus") == "0"
+    assert warnings == []
+
+
+def test_v1_device_rules_in_order_then_the_default_devices(tmp_path):
+    cg = cgroups.plan("/c1", "c1", hybrid(tmp_path))
+    fake_files(cg, V1_FILES)
+    log = []
+    cg.write = lambda path, text, where: log.append((os.path.basename(path), text))
+    cgroups.set_resources(cg, {"devices": [
+        {"allow": False, "access": "rwm"},
+        {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rw"},
+        {"allow": True, "type": "b", "major": 8, "access": "r"}]}, [], [("c", 1, 11)])
+    assert log[:3] == [("devices.deny", "a"), ("devices.allow", "c 10:200 rw"),
+                       ("devices.allow", "b 8:* r")]
+    assert ("devices.allow", "c 1:3 rwm") in log[3:]   # /dev/null, as the spec requires
+    assert log[-1] == ("devices.allow", "c 1:11 rwm")  # linux.devices: usable
+
+
+def test_v2_conversions(tmp_path):
+    cg = cgroups.plan("/c1", "c1", v2_only(tmp_path))
+    fake_files(cg, ("memory.max", "memory.swap.max", "pids.max", "cpu.weight", "cpu.max"))
+    warnings = []
+    cgroups.set_resources(cg, {"memory": {"limit": 100, "swap": 300, "swappiness": 10},
+                               "pids": {"limit": 9},
+                               "cpu": {"shares": 1024, "quota": -1, "period": 50000},
+                               "devices": [{"allow": False, "access": "rwm"}]}, warnings)
+    key = cgroups.UNIFIED
+    assert written(cg, key, "memory.max") == "100"
+    assert written(cg, key, "memory.swap.max") == "200"  # the spec's swap is memory + swap
+    assert written(cg, key, "cpu.weight") == "39"        # runc's conversion of 1024 shares
+    assert written(cg, key, "cpu.max") == "max 50000"
+    assert any(w.startswith("linux.resources.memory.swappiness") for w in warnings)
+    assert any(w.startswith("linux.resources.devices") and "eBPF" in w for w in warnings)
+
+
+def test_bad_values_name_their_json_path(tmp_path):
+    cg = cgroups.plan("/c1", "c1", hybrid(tmp_path))
+    for resources, path in (({"memory": {"limit": "1G"}}, "linux.resources.memory.limit"),
+                            ({"pids": {"limit": True}}, "linux.resources.pids.limit"),
+                            ({"devices": [{"allow": "yes"}]}, "linux.resources.devices[0].allow"),
+                            ({"devices": [{"allow": True, "access": "rx"}]},
+                             "linux.resources.devices[0].access"),
+                            ({"unified": {"../x": "1"}}, "linux.resources.unified.../x")):
+        with pytest.raises(PyruncError) as e:
+            cgroups.set_resources(cg, resources, [], dry=True)
+        assert e.value.path == path and e.value.step == "cgroups"
+
+
+def test_a_dry_run_writes_nothing_and_warns_of_missing_controllers(tmp_path):
+    layout = hybrid(tmp_path)
+    cg = cgroups.plan("/c1", "c1", layout)
+    warnings = []
+    cgroups.set_resources(cg, {"memory": {"limit": 5}, "hugepageLimits": [],
+                               "rdma": {"x": {}}}, warnings, dry=True)
+    assert not os.path.exists(cg.dirs["memory"])
+    assert warnings == ["linux.resources.hugepageLimits: no hugetlb controller on this host, "
+                        "ignored", "linux.resources.rdma: not supported, ignored"]
+
+
+def test_a_new_v1_cpuset_takes_its_parents_cpus_and_mems(tmp_path):
+    layout = hybrid(tmp_path)
+    parent = tmp_path / "cpuset"
+    parent.mkdir()
+    (parent / "cpuset.cpus").write_text("0-1\n")
+    (parent / "cpuset.mems").write_text("0\n")
+    cg = cgroups.plan("/c1", "c1", layout)
+    cg.dirs = {"cpuset": cg.dirs["cpuset"]}
+    real_mkdir = os.mkdir
+
+    def mkdir_with_files(path, mode=0o777):  # what cgroupfs does on mkdir
+        real_mkdir(path, mode)
+        for n in ("cpuset.cpus", "cpuset.mems"):
+            open(os.path.join(path, n), "w").close()
+    cgroups.posix.mkdir, saved = mkdir_with_files, cgroups.posix.mkdir
+    try:
+        cgroups.create(cg)
+    finally:
+        cgroups.posix.mkdir = saved
+    assert (parent / "c1" / "cpuset.cpus").read_text() == "0-1"
+    assert (parent / "c1" / "cpuset.mems").read_text() == "0"
+    assert cg.made == [str(parent / "c1")]
