@@ -369,6 +369,26 @@ def test_podman_stop_falls_back_to_sigkill(podman_rt):
     _ok(podman(rt, "rm", "--force", "--time", "0", name))
 
 
+def test_podman_limits_stats_pause(podman_rt):
+    # podman's cgroupsPath (libpod_parent/libpod-ID with cgroupfs) and resources, which it
+    # then reads itself (stats) and freezes through the runtime (pause)
+    podman, rt = podman_rt
+    name = _name()
+    _ok(podman(rt, *podman.run_args("-d", "--name", name, "--memory", "64m", "--pids-limit",
+                                    "33", IMAGE, "sleep", "60")))
+    proc = _ok(podman(rt, "exec", name, "cat", "/sys/fs/cgroup/pids/pids.max",
+                      "/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+    assert proc.stdout.split() == ["33", str(64 << 20)]
+    _ok(podman(rt, "stats", "--no-stream", "--format", "{{.Name}}", name))
+    _ok(podman(rt, "pause", name))
+    proc = _ok(podman(rt, "inspect", "--format", "{{.State.Status}}", name))
+    assert proc.stdout.strip() == "paused"
+    _ok(podman(rt, "unpause", name))
+    proc = _ok(podman(rt, "inspect", "--format", "{{.State.Status}}", name))
+    assert proc.stdout.strip() == "running"
+    _ok(podman(rt, "rm", "--force", "--time", "0", name))
+
+
 def test_podman_tty(podman_rt):
     podman, rt = podman_rt
     proc = podman(rt, *podman.run_args("--rm", "-t", IMAGE, "sh", "-c",
