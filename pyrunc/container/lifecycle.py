@@ -152,6 +152,18 @@ def connect_console(path):
 
 def create(opts):
     """Create the container and leave its init waiting on exec.fifo. Returns the Container."""
+    waiter = None
+    if not opts.systemd_cgroup and posix.geteuid() == 0:
+        from pyrunc.linux import cgroups
+        waiter = cgroups.start_migration_wait()  # first thing: its docstring says why
+    try:
+        return _create(opts)
+    finally:
+        if waiter is not None:
+            _reap(waiter)
+
+
+def _create(opts):
     from pyrunc import timing  # here, as in run: start, state, kill and delete need none
     from pyrunc.init.child import fork_init
     from pyrunc.init.context import Channel, Context
@@ -249,6 +261,9 @@ def drive(channel, ctx, c1, init_pid, config, until):
             raise PyruncError.from_wire(msg)
         if kind == "pid":
             init_pid = msg["pid"]
+            if ctx.cgroup is not None:
+                from pyrunc.linux import cgroups
+                cgroups.apply(ctx.cgroup, init_pid)  # before its `cgroup` step is answered
         elif kind == "maps":
             from pyrunc.linux import userns
             linux = config.linux
@@ -268,6 +283,8 @@ def drive(channel, ctx, c1, init_pid, config, until):
             finally:
                 posix.close(msg["fds"][0])
             channel.send("seccomp_listener_done")
+        elif kind == "cgroups":
+            channel.send("cgroups_done")  # the cgroups step ran before this loop
         elif kind == "fifo":
             channel.send("fifo_done", fds=(ctx.fifo_fd, ctx.proc_fd))
         elif kind == "hooks":

@@ -52,7 +52,6 @@ def c1_main(ctx):
         sc.role = "child"
         # nothing in the container may ptrace or open /proc/PID/* of the runtime
         sc.prctl(sc.PR_SET_DUMPABLE, 0, what="prctl PR_SET_DUMPABLE")
-        wait_for_cgroups(ctx)
         run_steps(ctx, NAMESPACE_STEPS)
         # C2 waits on this pipe until the parent has its pid: the parent then knows the
         # pid before any message from C2 (and can kill it if anything fails)
@@ -81,21 +80,12 @@ def c2_main(ctx, namespace_steps=()):
         from pyrunc.init import steps
         steps.preload(ctx.config, ctx.process)
         timing.lap("import the init's steps")
-        if namespace_steps:
-            wait_for_cgroups(ctx)
         run_steps(ctx, namespace_steps)
         run_steps(ctx, steps.EXEC_STEPS if ctx.exec_mode else steps.INIT_STEPS)
     except BaseException as e:  # noqa: B036
         report(ctx, e)
     finally:
         posix._exit(1)
-
-
-def wait_for_cgroups(ctx):
-    """Until the parent has put this process in the container's cgroup (and written its
-    limits): before any namespace, so a new cgroup namespace is rooted there."""
-    if ctx.cgroup is not None:
-        ctx.channel.expect("cgroups_done")
 
 
 def report(ctx, exc):

@@ -39,6 +39,9 @@ def _mapped(mappings, wanted):
 def step_namespaces(ctx):
     flags, joins = ctx.ns.to_enter(set(namespaces.FLAGS) - {"user"})
     namespaces.join(joins, joins.keys())
+    # a new cgroup namespace is rooted where the process is: the init's `cgroup` step makes
+    # it, once the parent has put the process in the container's cgroup
+    flags &= ~sc.CLONE_NEWCGROUP
     if flags:
         sc.unshare(flags)
     namespaces.close_joins(ctx.ns.joins)
@@ -69,16 +72,18 @@ NAMESPACE_STEPS = (
      and "time" not in ctx.ns.entered, step_time_offsets),
 )
 def step_cgroups(ctx):
-    # the child waits for "cgroups_done" before anything else (child.py)
+    # while the init imports its code and enters its namespaces; it asks ("cgroups") at its
+    # `cgroup` step, and the parent answers once the init is in. With C1 in between, the
+    # init's pid comes later ("pid"): the parent puts it in then (lifecycle.drive)
     from pyrunc.linux import cgroups
     cg = ctx.cgroup
     if not ctx.exec_mode:
         cgroups.create(cg)
-    cgroups.apply(cg, ctx.child_pid)
+    if not ctx.ns.has("user"):
+        cgroups.apply(cg, ctx.child_pid)  # the child is the init
     if not ctx.exec_mode:
         device_nodes = [(d.type, d.major, d.minor) for d in ctx.setting("devices") or ()]
         cgroups.set_resources(cg, ctx.setting("resources"), [], device_nodes)
-    ctx.channel.send("cgroups_done")
 
 
 # The parent, right after the fork, while the child imports its code and waits

@@ -37,6 +37,18 @@ def step_rootfs_propagation(ctx):
     rootfs.bind_rootfs(ctx.rootfs)
 
 
+def step_cgroup(ctx):
+    # the parent puts the init in the container's cgroup while it imports its code and
+    # enters the other namespaces (a first write to cgroup.procs can wait for an RCU grace
+    # period: see cgroups.start_migration_wait); it must be there before a cgroup namespace
+    # is rooted, and before the mounts step reads /proc/self/cgroup for the cgroup mount
+    if ctx.cgroup is not None:
+        ctx.channel.send("cgroups")
+        ctx.channel.expect("cgroups_done")
+    if ctx.ns.new_flags & sc.CLONE_NEWCGROUP:
+        sc.unshare(sc.CLONE_NEWCGROUP)
+
+
 def step_mounts(ctx):
     rootfs.mount_all(ctx.rootfs, ctx.config.mounts, ctx.bundle, ctx.in_userns, ctx.idmap_fds,
                      in_cgroupns=ctx.ns.has("cgroup"))
@@ -294,6 +306,8 @@ def _nnp(ctx):
 
 INIT_STEPS = (
     ("rootfs_propagation", lambda ctx: True, step_rootfs_propagation),
+    ("cgroup", lambda ctx: ctx.cgroup is not None
+     or bool(ctx.ns.new_flags & sc.CLONE_NEWCGROUP), step_cgroup),
     ("mounts", lambda ctx: bool(ctx.config.mounts), step_mounts),
     ("devices", lambda ctx: not rootfs.dev_is_bound(ctx.config.mounts), step_devices),
     ("dev_symlinks", lambda ctx: True, step_dev_symlinks),
@@ -337,7 +351,7 @@ INIT_STEPS = (
 
 # `pyrunc exec`: the namespaces and root are the container's already
 EXEC_STEPS = tuple(s for s in INIT_STEPS if s[0] in (
-    "rlimits", "scheduler", "io_priority", "terminal", "no_new_privileges", "seccomp_early", "capabilities_bounding",
+    "cgroup", "rlimits", "scheduler", "io_priority", "terminal", "no_new_privileges", "seccomp_early", "capabilities_bounding",
     "user", "capabilities", "cwd", "resolve_exec", "close_fds", "seccomp_notify", "seccomp",
     "exec"))
 
