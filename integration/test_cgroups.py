@@ -38,18 +38,21 @@ def test_absolute_cgroups_path_gets_the_limits(runtime, bundle):
     b.config["linux"]["cgroupsPath"] = f"/pyrunc-it/{cid}"
     b.config["linux"]["resources"] = {"memory": {"limit": 48 << 20}, "pids": {"limit": 17},
                                       "cpu": {"shares": 512}}
-    pid = holding(runtime, b, cid)
-    assert own_cgroup(pid, "pids") == f"/pyrunc-it/{cid}"
-    assert own_cgroup(pid, "memory") == f"/pyrunc-it/{cid}"
-    assert read(f"{PIDS_V1}/pyrunc-it/{cid}/pids.max") == "17"
-    assert read(f"/sys/fs/cgroup/memory/pyrunc-it/{cid}/memory.limit_in_bytes") == str(48 << 20)
-    assert read(f"/sys/fs/cgroup/cpu/pyrunc-it/{cid}/cpu.shares") == "512"
-    assert runtime.delete(cid, force=True).returncode == 0
-    assert not os.path.exists(f"{PIDS_V1}/pyrunc-it/{cid}")
-    os.rmdir(f"{PIDS_V1}/pyrunc-it")  # the parent both runtimes leave, as runc does
-    for d in os.listdir("/sys/fs/cgroup"):
-        if os.path.isdir(f"/sys/fs/cgroup/{d}/pyrunc-it"):
-            os.rmdir(f"/sys/fs/cgroup/{d}/pyrunc-it")
+    try:
+        pid = holding(runtime, b, cid)
+        assert own_cgroup(pid, "pids") == f"/pyrunc-it/{cid}"
+        assert own_cgroup(pid, "memory") == f"/pyrunc-it/{cid}"
+        assert read(f"{PIDS_V1}/pyrunc-it/{cid}/pids.max") == "17"
+        assert read(f"/sys/fs/cgroup/memory/pyrunc-it/{cid}/memory.limit_in_bytes") == \
+            str(48 << 20)
+        assert read(f"/sys/fs/cgroup/cpu/pyrunc-it/{cid}/cpu.shares") == "512"
+        assert runtime.delete(cid, force=True).returncode == 0
+        assert not os.path.exists(f"{PIDS_V1}/pyrunc-it/{cid}")
+    finally:
+        runtime.delete(cid, force=True)
+        for d in os.listdir("/sys/fs/cgroup"):  # the parent both runtimes leave, as runc does
+            if os.path.isdir(f"/sys/fs/cgroup/{d}/pyrunc-it"):
+                os.rmdir(f"/sys/fs/cgroup/{d}/pyrunc-it")
 
 
 def test_without_a_path_the_cgroup_is_the_id_below_the_runtimes_own(runtime, bundle):

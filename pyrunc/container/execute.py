@@ -89,9 +89,11 @@ def exec_process(opts, args):
     ctx.debug = opts.debug
     ctx.preserve_fds = opts.preserve_fds
     ctx.ns = join_plan(config, container.pid)
+    waiter = None
     if container.data.get("cgroupPaths"):
         from pyrunc.linux import cgroups
         ctx.cgroup = cgroups.Cgroup(container.data["cgroupPaths"], None)
+        waiter = cgroups.start_migration_wait()
     prepare_process(opts, config, proc, ctx, warnings)
     console = None
     if proc.terminal:
@@ -119,8 +121,9 @@ def exec_process(opts, args):
         pid = drive(parent, ctx, c1, pid, config, until=None)
     finally:
         parent.close()
-        if c1 is not None:
-            _reap(c1)
+        for helper in (c1, waiter):
+            if helper is not None:
+                _reap(helper)
         container.unlock()
     if opts.pid_file:
         write_pid_file(opts.pid_file, pid)

@@ -162,9 +162,11 @@ def _makedirs(path, key, cg):
 
 def _enable_controllers(parent, layout):
     """v2: a child gets a controller only when its parent's subtree_control enables it."""
+    if layout.v1:
+        return  # a hybrid host's v2 tree: its controllers are the host's business
     wanted = [c for c in ("cpuset", "cpu", "io", "memory", "hugetlb", "pids")
               if c in layout.v2_controllers()]
-    if not wanted or layout.v1 and parent == layout.mounts[UNIFIED]:
+    if not wanted:
         return
     try:
         _write(paths.join(parent, "cgroup.subtree_control"),
