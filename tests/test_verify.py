@@ -376,12 +376,15 @@ def test_ids_are_compared_through_the_user_namespace_mapping():
 
 def test_settings_verify_cannot_check_are_listed():
     config = copy.deepcopy(CONFIG)
-    config["linux"]["resources"] = {"memory": {"limit": 1 << 30}}
+    # memory.limit is checked, swappiness and cpu are not
+    config["linux"]["resources"] = {"memory": {"limit": 1 << 30, "swappiness": 10},
+                                    "cpu": {"shares": 100}}
     config["process"]["terminal"] = True
     plan = plan_for(config)
     claims = verify.judge(plan, *kernel(plan))
     assert {(c.path, c.verdict) for c in claims if c.verdict == NOT_CHECKED} == {
-        ("linux.resources", NOT_CHECKED), ("process.terminal", NOT_CHECKED)}
+        ("linux.resources.memory.swappiness", NOT_CHECKED),
+        ("linux.resources.cpu.shares", NOT_CHECKED), ("process.terminal", NOT_CHECKED)}
 
 
 # ---- the pieces of the model ----

@@ -43,6 +43,8 @@ def default_spec(rootless=False, args=None):
     else:
         mounts.append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
                        "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]})
+        # as runc's: no device but the spec's defaults (which the cgroup allows anyway)
+        linux["resources"] = {"devices": [{"allow": False, "access": "rwm"}]}
     return {
         "ociVersion": NEWEST,
         "process": {

@@ -103,8 +103,7 @@ UNCHECKED = (
     ("process.scheduler", "not checked"),
     ("process.execCPUAffinity", "not checked"),
     ("hooks", "hooks ran, but what they did is not checked"),
-    ("linux.resources", "only memory.limit and pids.limit are checked"),
-    ("linux.cgroupsPath", "cgroups are not checked"),
+    ("linux.cgroupsPath", "the cgroup's place is not checked, only its limits"),
     ("linux.intelRdt", "not checked"),
     ("linux.personality", "not checked"),
     ("linux.memoryPolicy", "not checked"),
@@ -918,8 +917,20 @@ def _readonly_claim(where, st, ow, ch, fs):
 V1_UNLIMITED = 0x7FFFFFFFFFFFF000  # memory.limit_in_bytes when no limit is set (page-rounded)
 
 
+# what resource_claims checks; any other linux.resources field is reported "not checked"
+CHECKED_RESOURCES = {"memory": {"limit"}, "pids": {"limit"}, "devices": None}
+
+
+def _denies_all(rule):
+    return (isinstance(rule, dict) and rule.get("allow") is False
+            and rule.get("type", "a") == "a" and rule.get("major") is None
+            and rule.get("minor") is None and set(rule.get("access", "rwm")) == set("rwm"))
+
+
 def resource_claims(plan, seen):
-    """linux.resources memory.limit and pids.limit against the cgroup files of the process."""
+    """linux.resources against the cgroup files of the process: memory.limit, pids.limit,
+    and a device list that starts by denying everything (the v1 devices.list must then not
+    allow all devices)."""
     resources = _linux(plan.raw).get("resources") or {}
     have = seen.outside.get("cgroup_files", {})
     claims = []
@@ -940,6 +951,30 @@ def resource_claims(plan, seen):
         shown = "any number" if got in (None, "max") else got
         claims.append(Claim(HELD if got == want else BROKEN, "linux.resources.pids.limit",
                             str(pids), f"the process's pids cgroup allows {shown}"))
+    devices = resources.get("devices")
+    if devices and _denies_all(devices[0]):
+        listed = have.get("devices")
+        if listed is None:
+            claims.append(Claim(BROKEN, "linux.resources.devices[0]", "deny every device",
+                                "no devices cgroup list could be read for the process"))
+        else:
+            open_all = "a *:* rwm" in listed
+            claims.append(Claim(BROKEN if open_all else HELD, "linux.resources.devices[0]",
+                                "deny every device the later rules do not allow",
+                                "its devices cgroup allows " + ("every device" if open_all
+                                                               else ", ".join(listed))))
+    elif devices:
+        claims.append(Claim(NOT_CHECKED, "linux.resources.devices", "set",
+                            "only a list that starts by denying every device is checked"))
+    for key, value in resources.items():
+        checked = CHECKED_RESOURCES.get(key, set())
+        if checked is None:
+            continue
+        fields = value if isinstance(value, dict) else {None: value}
+        for field, v in fields.items():
+            if field not in checked and v not in (None, False, [], {}):
+                path = f"linux.resources.{key}" + (f".{field}" if field else "")
+                claims.append(Claim(NOT_CHECKED, path, "set", "not checked"))
     return claims
 
 
@@ -1278,8 +1313,8 @@ def outside_view(pid):
 
 def cgroup_files(pid):
     """The limits the kernel enforces on pid, read from its cgroups as the host sees them:
-    {"memory": bytes or "max", "pids": count or "max"}; a v1 hierarchy wins over cgroup2 for
-    its controller, as on hybrid hosts like this one."""
+    {"memory": bytes or "max", "pids": count or "max", "devices": the v1 devices.list
+    lines}; a v1 hierarchy wins over cgroup2 for its controller, as on hybrid hosts."""
     places = {}
     with open(f"/proc/{pid}/cgroup") as f:
         for line in f:
@@ -1291,6 +1326,12 @@ def cgroup_files(pid):
     wanted = {"memory": ("memory/{}/memory.limit_in_bytes", "memory.max"),
               "pids": ("pids/{}/pids.max", "pids.max")}
     limits = {}
+    if "devices" in places and os.path.isdir("/sys/fs/cgroup/devices"):
+        try:
+            with open(f"/sys/fs/cgroup/devices/{places['devices'].lstrip('/')}/devices.list") as f:
+                limits["devices"] = f.read().split("\n")[:-1]
+        except OSError:
+            pass
     for controller, (v1_file, v2_file) in wanted.items():
         if controller in places and os.path.isdir(f"/sys/fs/cgroup/{controller}"):
             path = "/sys/fs/cgroup/" + v1_file.format(places[controller].lstrip("/"))
