@@ -37,8 +37,9 @@ def config_for_all_steps(b, workdir):
     c["linux"]["resources"] = {"memory": {"limit": 256 << 20}, "pids": {"limit": 200}}
 
 
-# a user namespace and a filter loaded before capabilities drop (no_new_privs off)
-SECOND_CONFIG = {"user_namespace", "seccomp_early"}
+# a user namespace, a cgroup namespace (the init then joins its cgroup at that step, not at
+# `cgroup`) and a filter loaded before capabilities drop (no_new_privs off)
+SECOND_CONFIG = {"user_namespace", "seccomp_early", "cgroup_namespace"}
 # need a host interface, a console socket or a seccomp agent: covered elsewhere
 ELSEWHERE = {"net_devices", "terminal", "seccomp_notify"}
 
@@ -46,6 +47,7 @@ ELSEWHERE = {"net_devices", "terminal", "seccomp_notify"}
 def config_for_the_second_set(b):
     c = b.config
     c["linux"]["namespaces"].append({"type": "user"})
+    c["linux"]["namespaces"].append({"type": "cgroup"})
     c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
     c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
     c["process"]["noNewPrivileges"] = False

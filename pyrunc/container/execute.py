@@ -93,7 +93,7 @@ def exec_process(opts, args):
     if container.data.get("cgroupPaths"):
         from pyrunc.linux import cgroups
         ctx.cgroup = cgroups.Cgroup(container.data["cgroupPaths"], None)
-        waiter = cgroups.start_migration_wait()
+        waiter = cgroups.start_migration_wait(cgroups.Layout.read())
     prepare_process(opts, config, proc, ctx, warnings)
     console = None
     if proc.terminal:

@@ -155,7 +155,7 @@ def create(opts):
     waiter = None
     if not opts.systemd_cgroup and posix.geteuid() == 0:
         from pyrunc.linux import cgroups
-        waiter = cgroups.start_migration_wait()  # first thing: its docstring says why
+        waiter = cgroups.start_migration_wait(cgroups.Layout.read())  # first: see why there
     try:
         return _create(opts)
     finally:

@@ -75,15 +75,16 @@ def step_cgroups(ctx):
     # while the init imports its code and enters its namespaces; it asks ("cgroups") at its
     # `cgroup` step, and the parent answers once the init is in. With C1 in between, the
     # init's pid comes later ("pid"): the parent puts it in then (lifecycle.drive)
+    # the limits first: the init, which goes on working meanwhile, enters a cgroup whose
+    # device list is whole (it is written rule by rule, from "deny all" on)
     from pyrunc.linux import cgroups
     cg = ctx.cgroup
     if not ctx.exec_mode:
         cgroups.create(cg)
-    if not ctx.ns.has("user"):
-        cgroups.apply(cg, ctx.child_pid)  # the child is the init
-    if not ctx.exec_mode:
         device_nodes = [(d.type, d.major, d.minor) for d in ctx.setting("devices") or ()]
         cgroups.set_resources(cg, ctx.setting("resources"), [], device_nodes)
+    if not ctx.ns.has("user"):
+        cgroups.apply(cg, ctx.child_pid)  # the child is the init
 
 
 # The parent, right after the fork, while the child imports its code and waits

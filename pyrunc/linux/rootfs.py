@@ -246,15 +246,20 @@ def parent_mount_private(rootfs):
         sc.mount(None, parent, None, sc.MS_PRIVATE, what=f"make {parent} private")
 
 
-def mount_all(rootfs, mounts, bundle, in_userns, idmap_fds=None, in_cgroupns=False):
+def mount_all(rootfs, mounts, bundle, in_userns, idmap_fds=None, in_cgroupns=False,
+              cgroup_dirs=None, cgroup_ready=None):
+    """cgroup_dirs: the container's cgroup directories (see mount_cgroup); cgroup_ready():
+    waits until they exist with the process in them, called before a cgroup mount."""
     root_fd = posix.open(rootfs, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
     try:
         read_only = []
         for i, m in enumerate(mounts or ()):
             where = f"mounts[{i}] ({m.destination})"
             try:
+                if cgroup_ready is not None and m.type in ("cgroup", "cgroup2"):
+                    cgroup_ready()
                 if mount_one(root_fd, m, bundle, in_userns, (idmap_fds or {}).get(i),
-                             in_cgroupns):
+                             in_cgroupns, cgroup_dirs):
                     read_only.append((where, m))
             except OSError as e:
                 raise PyruncError(e.strerror, path=where, step="mounts", errno=e.errno) from None
@@ -285,7 +290,8 @@ def remount_read_only(root_fd, m):
         posix.close(fd)
 
 
-def mount_one(root_fd, m, bundle, in_userns, idmap_fd=None, in_cgroupns=False):
+def mount_one(root_fd, m, bundle, in_userns, idmap_fd=None, in_cgroupns=False,
+              cgroup_dirs=None):
     """Mount m; True when it is a tmpfs still to be made read-only (see mount_all).
     idmap_fd: the user namespace an idmapped bind mount shifts ownership through."""
     opts = parse_options(m.options)
@@ -312,7 +318,7 @@ def mount_one(root_fd, m, bundle, in_userns, idmap_fd=None, in_cgroupns=False):
         adjust_new_mount(root_fd, m.destination, opts, extra)
         return
     if m.type in ("cgroup", "cgroup2"):
-        mount_cgroup(root_fd, m, opts, in_cgroupns)
+        mount_cgroup(root_fd, m, opts, in_cgroupns, cgroup_dirs)
         return
     fd = open_in_root(root_fd, m.destination, "dir")
     flags = opts.flags & ~sc.MS_REMOUNT
@@ -419,10 +425,11 @@ def adjust_new_mount(root_fd, destination, opts, remount_flags):
         posix.close(fd)
 
 
-def mount_cgroup(root_fd, m, opts, in_cgroupns=False):
-    """cgroup2 mounts as is; a v1 "cgroup" mount becomes, as in runc, a tmpfs with this
-    process's cgroup of each v1 hierarchy (hybrid hosts like this one) under it: a bind of
-    it from the host, or, in a cgroup namespace, that hierarchy mounted anew, which the
+def mount_cgroup(root_fd, m, opts, in_cgroupns=False, cgroup_dirs=None):
+    """cgroup2 mounts as is; a v1 "cgroup" mount becomes, as in runc, a tmpfs with the
+    container's cgroup of each v1 hierarchy (hybrid hosts like this one) under it: a bind of
+    it from the host (cgroup_dirs, the directories pyrunc made, or this process's own when
+    pyrunc makes none), or, in a cgroup namespace, that hierarchy mounted anew, which the
     kernel roots at the namespace's root (a bind would show the host's root: inside the
     namespace /proc/self/cgroup says "/")."""
     flags = opts.flags & ~(sc.MS_REMOUNT | sc.MS_RDONLY)
@@ -456,7 +463,8 @@ def mount_cgroup(root_fd, m, opts, in_cgroupns=False):
                         else controllers
                     sc.mount("cgroup", fd_path(dfd), "cgroup", 0, data, what="mount cgroup")
                 else:
-                    sc.mount(host + path, fd_path(dfd), None, sc.MS_BIND | sc.MS_REC,
+                    source = (cgroup_dirs or {}).get(controllers, host + path)
+                    sc.mount(source, fd_path(dfd), None, sc.MS_BIND | sc.MS_REC,
                              what="bind cgroup")
             finally:
                 posix.close(dfd)
