@@ -134,7 +134,8 @@ def plan_cgroup(opts, config):
     for w in warnings:
         if opts.strict:
             path, _, why = w.partition(": ")
-            raise PyruncError(f"{why} (strict mode)", path=path, step="load")
+            raise PyruncError(f"{why.removesuffix(', ignored')} (strict mode)", path=path,
+                              step="load")
         opts.log.warning(w)
     return cg
 

@@ -118,10 +118,6 @@ class Cgroup:
         if not self.dry:
             _write(path, text, where)
 
-    def dir_of(self, controller):
-        key = self.layout.controller_key(controller)
-        return None if key is None else self.dirs.get(key)
-
 
 def plan(cgroups_path, container_id, layout=None):
     """The directories of the container's cgroup, in every hierarchy; nothing is written."""
@@ -195,9 +191,11 @@ def start_migration_wait(layout):
     kernel's cgroup_threadgroup_rwsem; 12-20 ms on this VM, for any writer of cgroup.procs,
     runc included, which hides it behind its init's exec). Started at the top of `create`,
     the wait is (nearly) over when the parent moves the init ~10 ms later: migrations that
-    arrive during a grace period share it. posix_spawn (vfork and exec), not fork: a forked
-    Python helper would share the parent's pages, and every page the parent then wrote
-    would cost it a copy-on-write fault (700 more faults a `run`, measured)."""
+    arrive during a grace period share it. The waiting writer holds cgroup_mutex, so the
+    parent's mkdirs wait for it too: the init asks for its cgroup as late as it can
+    (steps.in_cgroup). posix_spawn (vfork and exec), not fork: a forked Python helper would
+    share the parent's pages, and every page the parent then wrote would cost it a
+    copy-on-write fault (700 more faults a `run`, measured)."""
     key = next((k for k in layout.mounts if k in layout.own), None)
     if key is None or not paths.exists("/bin/sh"):
         return None
