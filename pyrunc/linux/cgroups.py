@@ -52,23 +52,23 @@ class Layout:
     @classmethod
     def _read(cls):
         mounts = {}
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                fields = line.split()
-                dash = fields.index("-")
-                fstype, point = fields[dash + 1], fields[4]
-                if fstype == "cgroup2":
-                    mounts.setdefault(UNIFIED, point)
-                elif fstype == "cgroup":
-                    options = fields[dash + 3].split(",")
-                    controllers = [o for o in options if o in V1_CONTROLLERS or
-                                   o.startswith("name=")]
-                    mounts.setdefault(",".join(sorted(controllers, key=_v1_order)), point)
+        for line in _read("/proc/self/mountinfo").splitlines():
+            if " - cgroup" not in line:
+                continue  # most lines: skipped before any split (every create reads this)
+            fields = line.split()
+            dash = fields.index("-")
+            fstype, point = fields[dash + 1], fields[4]
+            if fstype == "cgroup2":
+                mounts.setdefault(UNIFIED, point)
+            elif fstype == "cgroup":
+                options = fields[dash + 3].split(",")
+                controllers = [o for o in options if o in V1_CONTROLLERS or
+                               o.startswith("name=")]
+                mounts.setdefault(",".join(sorted(controllers, key=_v1_order)), point)
         own = {}
-        with open("/proc/self/cgroup") as f:
-            for line in f:
-                _, key, path = line.rstrip("\n").split(":", 2)
-                own[key] = path
+        for line in _read("/proc/self/cgroup").splitlines():
+            _, key, path = line.split(":", 2)
+            own[key] = path
         return cls(mounts, own)
 
     @property
@@ -515,7 +515,10 @@ def remove(dirs):
 def _read(path):
     fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
     try:
-        return posix.read(fd, 1 << 16).decode()
+        chunks = []
+        while chunk := posix.read(fd, 1 << 16):  # /proc files come a page or so at a time
+            chunks.append(chunk)
+        return b"".join(chunks).decode()
     finally:
         posix.close(fd)
 
