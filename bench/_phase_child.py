@@ -121,6 +121,8 @@ def wrap_steps(steps):
 child.NAMESPACE_STEPS = wrap_steps(nsenter.NAMESPACE_STEPS)
 if hasattr(nsenter, "PARENT_NAMESPACE_STEPS"):
     child.PARENT_NAMESPACE_STEPS = wrap_steps(nsenter.PARENT_NAMESPACE_STEPS)
+if hasattr(nsenter, "PARENT_AFTER_FORK_STEPS"):  # read by lifecycle when create runs
+    nsenter.PARENT_AFTER_FORK_STEPS = wrap_steps(nsenter.PARENT_AFTER_FORK_STEPS)
 wrap(child, "c1_main")
 if hasattr(child, "INIT_STEPS"):
     child.INIT_STEPS = wrap_steps(child.INIT_STEPS)  # a revision whose parent imports them
