@@ -37,6 +37,9 @@ def fork_init(ctx, in_child):
         pid = posix.fork()
         if pid == 0:
             in_child()
+            for fd in (ctx.runtime_ns or {}).values():
+                posix.close(fd)  # the runtime's own pid and time namespaces: not the init's
+            ctx.runtime_ns = None
             c2_main(ctx, NAMESPACE_STEPS)
     finally:
         if ctx.runtime_ns is not None:
