@@ -172,3 +172,21 @@ def test_a_bad_limit_names_its_json_path_and_leaves_no_cgroup(runtime, bundle):
         f"pyrunc: run {cid}: linux.resources.memory.limit: expected an integer "
         "[step: cgroups]")
     assert not itlib.cgroups_named([cid])
+
+
+def test_update_changes_the_limits_of_a_running_container(runtime, bundle):
+    b = bundle.make("b")
+    b.config["process"]["args"] = ["sleep", "30"]
+    b.config["linux"]["resources"] = {"pids": {"limit": 10}, "memory": {"limit": 64 << 20}}
+    cid = itlib.new_id()
+    init = holding(runtime, b, cid)
+    pids = f"{PIDS_V1}{own_cgroup(init, 'pids')}/pids.max"
+    memory = f"/sys/fs/cgroup/memory{own_cgroup(init, 'memory')}/memory.limit_in_bytes"
+    proc = runtime.cmd("update", "--pids-limit", "20", "--memory", "128m", cid)
+    assert proc.returncode == 0, proc.stderr
+    assert (read(pids), read(memory)) == ("20", str(128 << 20))
+    # containerd's shim sends linux.resources as JSON on stdin
+    proc = runtime.cmd("update", "--resources", "-", cid, stdin=None,
+                       input='{"pids": {"limit": 30}}')
+    assert proc.returncode == 0, proc.stderr
+    assert read(pids) == "30"

@@ -193,6 +193,65 @@ def cmd_resume(args, g, log):
     return 0
 
 
+# runc update's flags: (option, the linux.resources path it sets)
+UPDATE_FLAGS = (("--memory", ("memory", "limit")),
+                ("--memory-reservation", ("memory", "reservation")),
+                ("--memory-swap", ("memory", "swap")),
+                ("--pids-limit", ("pids", "limit")),
+                ("--cpu-share", ("cpu", "shares")), ("--cpu-quota", ("cpu", "quota")),
+                ("--cpu-period", ("cpu", "period")),
+                ("--cpu-rt-runtime", ("cpu", "realtimeRuntime")),
+                ("--cpu-rt-period", ("cpu", "realtimePeriod")),
+                ("--cpuset-cpus", ("cpu", "cpus")), ("--cpuset-mems", ("cpu", "mems")),
+                ("--blkio-weight", ("blockIO", "weight")))
+
+
+def update_resources(args):
+    """linux.resources from --resources (a file, or - for stdin) and the flags over it."""
+    resources = {}
+    if args.resources:
+        try:
+            if args.resources == "-":
+                text = sys.stdin.read()
+            else:
+                with open(args.resources, "rb") as f:
+                    text = f.read()
+            resources = fastjson.loads(text)
+        except (OSError, ValueError) as e:
+            raise PyruncError(f"--resources {args.resources}: {e}") from None
+        if not isinstance(resources, dict):
+            raise PyruncError(f"--resources {args.resources}: expected a JSON object")
+    for flag, (section, field) in UPDATE_FLAGS:
+        value = getattr(args, flag.lstrip("-").replace("-", "_"))
+        if value is None:
+            continue
+        if field not in ("cpus", "mems"):
+            value = parse_size(value, flag) if section == "memory" else parse_int(value, flag)
+        resources.setdefault(section, {})[field] = value
+    return resources
+
+
+def parse_int(text, flag):
+    try:
+        return int(text)
+    except ValueError:
+        raise PyruncError(f"{flag} {text!r}: expected an integer") from None
+
+
+def parse_size(text, flag):
+    """Bytes, with runc's units (k, m, g, t: powers of 1024); -1 for no limit."""
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    t = text.strip().lower().removesuffix("b")
+    scale = units.get(t[-1:], 1)
+    return parse_int(t[:-1] if scale > 1 else t, flag) * scale
+
+
+def cmd_update(args, g, log):
+    from pyrunc.container.lifecycle import update
+    update(_opts(args, g, log), update_resources(args))
+    return 0
+
+
 def cmd_list(args, g, log):
     from pyrunc.container.lifecycle import list_states
     states = list_states(g.root)
@@ -292,6 +351,9 @@ COMMANDS = {
                "delete a stopped container"),
     "pause": ([], [ID], cmd_pause, "freeze every process of a container (cgroup freezer)"),
     "resume": ([], [ID], cmd_resume, "thaw a paused container"),
+    "update": ([Opt("-r --resources", "str", help="linux.resources JSON: a file, or - "
+                    "for stdin")] + [Opt(flag, "str") for flag, _ in UPDATE_FLAGS],
+               [ID], cmd_update, "change a running container's cgroup limits"),
     "list": ([Opt("-f --format", "str", default="table", help="table or json"),
               Opt("-q --quiet", help="ids only")], [], cmd_list, "list containers"),
     "ps": ([Opt("-f --format", "str", default="table", help="table or json")],

@@ -69,3 +69,23 @@ def test_delete_force_clears_what_a_killed_create_left(tmp_path):
     assert (tmp_path / "half").exists()
     assert cli.main(["--root", str(tmp_path), "delete", "--force", "half"]) == 0
     assert not (tmp_path / "half").exists()
+
+
+def test_update_takes_runcs_flags_over_a_resources_file(tmp_path):
+    resources = tmp_path / "r.json"
+    resources.write_text('{"memory": {"limit": 1}, "pids": {"limit": 5}}')
+    _, cmd, rest = cli.split_argv(["update", "--resources", str(resources), "--memory", "64m",
+                                   "--cpu-share", "512", "--cpuset-cpus", "0-1", "c1"])
+    args, _ = cli.parse_command(cmd, rest)
+    assert cli.update_resources(args) == {"memory": {"limit": 64 << 20}, "pids": {"limit": 5},
+                                          "cpu": {"shares": 512, "cpus": "0-1"}}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--memory", "lots"], "--memory 'lots': expected an integer"),
+    (["--resources", "/nonexistent"], "--resources /nonexistent"),
+])
+def test_update_rejects_bad_values_in_one_line(argv, message):
+    args, _ = cli.parse_command("update", argv + ["c1"])
+    with pytest.raises(PyruncError, match=message):
+        cli.update_resources(args)

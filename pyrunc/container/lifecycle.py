@@ -482,6 +482,27 @@ def pause(opts, on):
         container.unlock()
 
 
+def update(opts, resources):
+    """`update`: new limits (linux.resources) written into a live container's cgroup."""
+    from pyrunc.linux import cgroups
+    container = Container.load(opts.root, opts.id)
+    try:
+        if container.status() == "stopped":
+            raise PyruncError("cannot update a container that is stopped")
+        dirs = container.data.get("cgroupPaths")
+        if not dirs:
+            raise PyruncError("the container has no cgroup (made with --systemd-cgroup or "
+                              "without root)", step="cgroups")
+        cg = cgroups.Cgroup(dirs, cgroups.Layout.read())
+        warnings = []
+        cgroups.set_resources(cg, resources, warnings, dry=True)
+        for w in warnings:
+            opts.log.warning(w)
+        cgroups.set_resources(cg, resources, [])
+    finally:
+        container.unlock()
+
+
 def pids_of(container):
     """Host pids of the container's processes: those in its cgroup, when it has one."""
     dirs = container.data.get("cgroupPaths")
