@@ -81,8 +81,8 @@ def step_cgroups(ctx):
     cg = ctx.cgroup
     if not ctx.exec_mode:
         cgroups.create(cg)
-        device_nodes = [(d.type, d.major, d.minor) for d in ctx.setting("devices") or ()]
-        cgroups.set_resources(cg, ctx.setting("resources"), [], device_nodes)
+        # the limits the parent checked in its dry run (lifecycle.plan_cgroup), now written
+        cgroups.set_resources(cg, ctx.setting("resources"), [], cg.device_nodes)
     if not ctx.ns.has("user"):
         cgroups.apply(cg, ctx.child_pid)  # the child is the init
 
