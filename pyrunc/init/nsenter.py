@@ -39,8 +39,8 @@ def _mapped(mappings, wanted):
 def step_namespaces(ctx):
     flags, joins = ctx.ns.to_enter(set(namespaces.FLAGS) - {"user"})
     namespaces.join(joins, joins.keys())
-    # a new cgroup namespace is rooted where the process is: the init's `cgroup` step makes
-    # it, once the parent has put the process in the container's cgroup
+    # a new cgroup namespace is rooted where the process is: the init's `cgroup_namespace`
+    # step makes it, once the parent has put the process in the container's cgroup
     flags &= ~sc.CLONE_NEWCGROUP
     if flags:
         sc.unshare(flags)
