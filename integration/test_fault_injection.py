@@ -37,9 +37,9 @@ def config_for_all_steps(b, workdir):
     c["linux"]["resources"] = {"memory": {"limit": 256 << 20}, "pids": {"limit": 200}}
 
 
-# a user namespace, a cgroup namespace (the init then joins its cgroup at that step, not at
-# `cgroup`) and a filter loaded before capabilities drop (no_new_privs off)
-SECOND_CONFIG = {"user_namespace", "seccomp_early", "cgroup_namespace"}
+# a user namespace (and a cgroup namespace in it) and a filter loaded before capabilities
+# drop (no_new_privs off)
+SECOND_CONFIG = {"user_namespace", "seccomp_early"}
 # need a host interface, a console socket or a seccomp agent: covered elsewhere
 ELSEWHERE = {"net_devices", "terminal", "seccomp_notify"}
 

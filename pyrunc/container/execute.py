@@ -69,7 +69,6 @@ def join_plan(config, init_pid):
 def exec_process(opts, args):
     from pyrunc.init.child import fork_init
     from pyrunc.init.context import Channel, Context
-    from pyrunc.init.nsenter import PARENT_AFTER_FORK_STEPS, run_steps
     from pyrunc.spec.model import load_process
     container = Container.load(opts.root, opts.id)
     status = container.status()
@@ -89,11 +88,9 @@ def exec_process(opts, args):
     ctx.debug = opts.debug
     ctx.preserve_fds = opts.preserve_fds
     ctx.ns = join_plan(config, container.pid)
-    waiter = None
     if container.data.get("cgroupPaths"):
         from pyrunc.linux import cgroups
         ctx.cgroup = cgroups.Cgroup(container.data["cgroupPaths"], None)
-        waiter = cgroups.start_migration_wait(cgroups.Layout.read())
     prepare_process(opts, config, proc, ctx, warnings)
     console = None
     if proc.terminal:
@@ -117,13 +114,11 @@ def exec_process(opts, args):
     if console is not None:
         console.close()
     try:
-        run_steps(ctx, PARENT_AFTER_FORK_STEPS)  # the container's cgroup
         pid = drive(parent, ctx, c1, pid, config, until=None)
     finally:
         parent.close()
-        for helper in (c1, waiter):
-            if helper is not None:
-                _reap(helper)
+        if c1 is not None:
+            _reap(c1)
         container.unlock()
     if opts.pid_file:
         write_pid_file(opts.pid_file, pid)

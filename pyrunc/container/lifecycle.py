@@ -131,6 +131,7 @@ def plan_cgroup(opts, config):
     warnings = []
     device_nodes = [(d.type, d.major, d.minor) for d in (linux.devices if linux else None) or ()]
     cgroups.set_resources(cg, resources, warnings, device_nodes, dry=True)
+    cg.drop_idle_v2_tree()
     for w in warnings:
         if opts.strict:
             path, _, why = w.partition(": ")
@@ -153,18 +154,6 @@ def connect_console(path):
 
 def create(opts):
     """Create the container and leave its init waiting on exec.fifo. Returns the Container."""
-    waiter = None
-    if not opts.systemd_cgroup and posix.geteuid() == 0:
-        from pyrunc.linux import cgroups
-        waiter = cgroups.start_migration_wait(cgroups.Layout.read())  # first: see why there
-    try:
-        return _create(opts)
-    finally:
-        if waiter is not None:
-            _reap(waiter)
-
-
-def _create(opts):
     from pyrunc import timing  # here, as in run: start, state, kill and delete need none
     from pyrunc.init.child import fork_init
     from pyrunc.init.context import Channel, Context
@@ -262,9 +251,6 @@ def drive(channel, ctx, c1, init_pid, config, until):
             raise PyruncError.from_wire(msg)
         if kind == "pid":
             init_pid = msg["pid"]
-            if ctx.cgroup is not None:
-                from pyrunc.linux import cgroups
-                cgroups.apply(ctx.cgroup, init_pid)  # before its `cgroup` step is answered
         elif kind == "maps":
             from pyrunc.linux import userns
             linux = config.linux

@@ -14,6 +14,27 @@ from pyrunc.errors import PyruncError, from_oserror
 from pyrunc.linux import namespaces
 
 
+def step_cgroup(ctx):
+    # the first step of the child (C1, or the init without C1), before any namespace: it
+    # still has the host's mounts and root, and a new cgroup namespace (made next) is
+    # rooted in the cgroup it joins. For `create` it asks first: the parent makes the
+    # directories and writes the limits while the init imports its code
+    from pyrunc.linux import cgroups
+    if not ctx.exec_mode:
+        ctx.channel.send("cgroups")
+        ctx.channel.expect("cgroups_done")
+    cgroups.join_self(ctx.cgroup)
+
+
+def step_cgroups(ctx):
+    # the parent, right after the fork; its child waits for it (step_cgroup)
+    from pyrunc.linux import cgroups
+    cg = ctx.cgroup
+    cgroups.create(cg)
+    # the limits the parent checked in its dry run (lifecycle.plan_cgroup), now written
+    cgroups.set_resources(cg, ctx.setting("resources"), [], cg.device_nodes)
+
+
 def step_user_namespace(ctx):
     if "user" in ctx.ns.joins:
         namespaces.join(ctx.ns.joins, ("user",))
@@ -39,9 +60,6 @@ def _mapped(mappings, wanted):
 def step_namespaces(ctx):
     flags, joins = ctx.ns.to_enter(set(namespaces.FLAGS) - {"user"})
     namespaces.join(joins, joins.keys())
-    # a new cgroup namespace is rooted where the process is: the init's `cgroup_namespace`
-    # step makes it, once the parent has put the process in the container's cgroup
-    flags &= ~sc.CLONE_NEWCGROUP
     if flags:
         sc.unshare(flags)
     namespaces.close_joins(ctx.ns.joins)
@@ -64,6 +82,7 @@ def step_net_devices(ctx):
 
 
 NAMESPACE_STEPS = (
+    ("cgroup", lambda ctx: ctx.cgroup is not None, step_cgroup),
     ("user_namespace", lambda ctx: ctx.ns.has("user"), step_user_namespace),
     ("namespaces", lambda ctx: True, step_namespaces),
     ("net_devices", lambda ctx: not ctx.exec_mode and bool(ctx.setting("netDevices")),
@@ -71,25 +90,9 @@ NAMESPACE_STEPS = (
     ("time_offsets", lambda ctx: not ctx.exec_mode and bool(ctx.setting("timeOffsets"))
      and "time" not in ctx.ns.entered, step_time_offsets),
 )
-def step_cgroups(ctx):
-    # while the init imports its code and enters its namespaces; it asks ("cgroups") at its
-    # `cgroup` step, and the parent answers once the init is in. With C1 in between, the
-    # init's pid comes later ("pid"): the parent puts it in then (lifecycle.drive)
-    # the limits first: the init, which goes on working meanwhile, enters a cgroup whose
-    # device list is whole (it is written rule by rule, from "deny all" on)
-    from pyrunc.linux import cgroups
-    cg = ctx.cgroup
-    if not ctx.exec_mode:
-        cgroups.create(cg)
-        # the limits the parent checked in its dry run (lifecycle.plan_cgroup), now written
-        cgroups.set_resources(cg, ctx.setting("resources"), [], cg.device_nodes)
-    if not ctx.ns.has("user"):
-        cgroups.apply(cg, ctx.child_pid)  # the child is the init
-
-
 # The parent, right after the fork, while the child imports its code and waits
 PARENT_AFTER_FORK_STEPS = (
-    ("cgroups", lambda ctx: ctx.cgroup is not None, step_cgroups),
+    ("cgroups", lambda ctx: ctx.cgroup is not None and not ctx.exec_mode, step_cgroups),
 )
 # Without a user namespace the parent runs these before it forks the init (see child.py);
 # the init's NAMESPACE_STEPS then enter only the other namespaces.

@@ -37,33 +37,10 @@ def step_rootfs_propagation(ctx):
     rootfs.bind_rootfs(ctx.rootfs)
 
 
-def in_cgroup(ctx):
-    """Wait until the parent has made the container's cgroup and put this process in it.
-    The parent does it while the init works (a first write to cgroup.procs can wait for an
-    RCU grace period: see cgroups.start_migration_wait), so the init asks as late as it
-    can: before a cgroup namespace, a cgroup mount, a hook or a fork."""
-    if ctx.cgroup is not None and not ctx.cgroup_joined:
-        ctx.channel.send("cgroups")
-        ctx.channel.expect("cgroups_done")
-        ctx.cgroup_joined = True
-
-
-def step_cgroup_namespace(ctx):
-    # rooted where the process is: in its own cgroup, so that comes first
-    in_cgroup(ctx)
-    sc.unshare(sc.CLONE_NEWCGROUP)
-
-
-def step_cgroup(ctx):
-    # before anything of the container's runs (hooks, the process) or forks
-    in_cgroup(ctx)
-
-
 def step_mounts(ctx):
     rootfs.mount_all(ctx.rootfs, ctx.config.mounts, ctx.bundle, ctx.in_userns, ctx.idmap_fds,
                      in_cgroupns=ctx.ns.has("cgroup"),
-                     cgroup_dirs=ctx.cgroup.dirs if ctx.cgroup is not None else None,
-                     cgroup_ready=lambda: in_cgroup(ctx))
+                     cgroup_dirs=ctx.cgroup.dirs if ctx.cgroup is not None else None)
 
 
 def step_devices(ctx):
@@ -318,13 +295,9 @@ def _nnp(ctx):
 
 INIT_STEPS = (
     ("rootfs_propagation", lambda ctx: True, step_rootfs_propagation),
-    ("cgroup_namespace", lambda ctx: bool(ctx.ns.new_flags & sc.CLONE_NEWCGROUP),
-     step_cgroup_namespace),
     ("mounts", lambda ctx: bool(ctx.config.mounts), step_mounts),
     ("devices", lambda ctx: not rootfs.dev_is_bound(ctx.config.mounts), step_devices),
     ("dev_symlinks", lambda ctx: True, step_dev_symlinks),
-    # in its cgroup for sure (the mounts step may have asked already, for a cgroup mount)
-    ("cgroup", lambda ctx: ctx.cgroup is not None, step_cgroup),
     ("runtime_hooks", lambda ctx: _hooks("prestart")(ctx) or _hooks("createRuntime")(ctx),
      step_runtime_hooks),
     ("create_container_hooks", _hooks("createContainer"), step_create_container_hooks),
@@ -365,7 +338,7 @@ INIT_STEPS = (
 
 # `pyrunc exec`: the namespaces and root are the container's already
 EXEC_STEPS = tuple(s for s in INIT_STEPS if s[0] in (
-    "cgroup", "rlimits", "scheduler", "io_priority", "terminal", "no_new_privileges", "seccomp_early", "capabilities_bounding",
+    "rlimits", "scheduler", "io_priority", "terminal", "no_new_privileges", "seccomp_early", "capabilities_bounding",
     "user", "capabilities", "cwd", "resolve_exec", "close_fds", "seccomp_notify", "seccomp",
     "exec"))
 

@@ -113,10 +113,23 @@ class Cgroup:
         self.made = []
         self.device_nodes = ()
         self.dry = False
+        self.touched = set()  # the files the limits write (recorded in the dry run too)
 
     def write(self, path, text, where):
+        self.touched.add(path)
         if not self.dry:
             _write(path, text, where)
+
+    def drop_idle_v2_tree(self):
+        """On a hybrid host the v2 tree holds no controller pyrunc uses unless a limit goes
+        there (hugetlb here, or linux.resources.unified): without one it is left out.
+        Joining it would cost a migration by cgroup.procs, which waits for an RCU grace
+        period (12-20 ms on this VM); every v1 hierarchy the init joins by itself for free
+        (join_self). runc joins it anyway."""
+        path = self.dirs.get(UNIFIED)
+        if path is not None and self.layout.v1 and not any(
+                t.startswith(path + "/") for t in self.touched):
+            del self.dirs[UNIFIED]
 
 
 def plan(cgroups_path, container_id, layout=None):
@@ -183,34 +196,22 @@ def _enable_controllers(parent, layout):
         pass  # a parent with processes in it cannot delegate: the limits report it
 
 
-def start_migration_wait(layout):
-    """Spawn a shell that moves itself into the cgroup it is already in, and exits; return
-    its pid, for the caller to reap (None when there is no shell or cgroup for it).
-
-    Why: the first task migration after a quiet spell waits for an RCU grace period (the
-    kernel's cgroup_threadgroup_rwsem; 12-20 ms on this VM, for any writer of cgroup.procs,
-    runc included, which hides it behind its init's exec). Started at the top of `create`,
-    the wait is (nearly) over when the parent moves the init ~10 ms later: migrations that
-    arrive during a grace period share it. The waiting writer holds cgroup_mutex, so the
-    parent's mkdirs wait for it too: the init asks for its cgroup as late as it can
-    (steps.in_cgroup). posix_spawn (vfork and exec), not fork: a forked Python helper would
-    share the parent's pages, and every page the parent then wrote would cost it a
-    copy-on-write fault (700 more faults a `run`, measured)."""
-    key = next((k for k in layout.mounts if k in layout.own), None)
-    if key is None or not paths.exists("/bin/sh"):
-        return None
-    procs = paths.join(layout.mounts[key], layout.own[key].lstrip("/"), "cgroup.procs")
-    try:
-        return posix.posix_spawn("/bin/sh", ["sh", "-c", 'echo $$ > "$0"', procs],
-                                 {b"PATH": b"/usr/bin:/bin"})
-    except OSError:
-        return None
-
-
 def apply(cg, pid):
-    """Put a process in the container's cgroup, in every hierarchy."""
+    """Put another process in the container's cgroup, in every hierarchy (for a process
+    that cannot move itself: one in a user namespace, or in the container's mounts)."""
     for path in cg.dirs.values():
         _write(paths.join(path, "cgroup.procs"), str(pid), "linux.cgroupsPath")
+
+
+def join_self(cg):
+    """Move the calling process into the container's cgroup. In a v1 hierarchy it writes
+    "0" to `tasks`: the kernel then moves the calling thread alone and takes no global lock,
+    where any write to cgroup.procs (or of another task's pid) waits for an RCU grace
+    period first, 12-20 ms here (runc's does too). The process is single-threaded, so its
+    thread is all of it. The v2 tree has no such door: cgroup.procs."""
+    for key, path in cg.dirs.items():
+        _write(paths.join(path, "cgroup.procs" if key == UNIFIED else "tasks"), "0",
+               "linux.cgroupsPath")
 
 
 def set_resources(cg, resources, warnings, device_nodes=(), dry=False):

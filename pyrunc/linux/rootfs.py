@@ -247,17 +247,15 @@ def parent_mount_private(rootfs):
 
 
 def mount_all(rootfs, mounts, bundle, in_userns, idmap_fds=None, in_cgroupns=False,
-              cgroup_dirs=None, cgroup_ready=None):
-    """cgroup_dirs: the container's cgroup directories (see mount_cgroup); cgroup_ready():
-    waits until they exist with the process in them, called before a cgroup mount."""
+              cgroup_dirs=None):
+    """cgroup_dirs: the container's cgroup directories, when pyrunc made them (see
+    mount_cgroup)."""
     root_fd = posix.open(rootfs, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
     try:
         read_only = []
         for i, m in enumerate(mounts or ()):
             where = f"mounts[{i}] ({m.destination})"
             try:
-                if cgroup_ready is not None and m.type in ("cgroup", "cgroup2"):
-                    cgroup_ready()
                 if mount_one(root_fd, m, bundle, in_userns, (idmap_fds or {}).get(i),
                              in_cgroupns, cgroup_dirs):
                     read_only.append((where, m))
@@ -426,12 +424,13 @@ def adjust_new_mount(root_fd, destination, opts, remount_flags):
 
 
 def mount_cgroup(root_fd, m, opts, in_cgroupns=False, cgroup_dirs=None):
-    """cgroup2 mounts as is; a v1 "cgroup" mount becomes, as in runc, a tmpfs with the
-    container's cgroup of each v1 hierarchy (hybrid hosts like this one) under it: a bind of
-    it from the host (cgroup_dirs, the directories pyrunc made, or this process's own when
-    pyrunc makes none), or, in a cgroup namespace, that hierarchy mounted anew, which the
-    kernel roots at the namespace's root (a bind would show the host's root: inside the
-    namespace /proc/self/cgroup says "/")."""
+    """cgroup2 mounts as is; a v1 "cgroup" mount becomes, as in runc, a tmpfs with this
+    process's cgroup of each hierarchy (hybrid hosts like this one) under it: a bind of it
+    from the host, or, in a cgroup namespace, that hierarchy mounted anew, which the kernel
+    roots at the namespace's root (a bind would show the host's root: inside the namespace
+    /proc/self/cgroup says "/"). With cgroup_dirs (pyrunc made the container's cgroup, and
+    the init joined it before any namespace), a hierarchy the container is not in (a
+    hybrid host's v2 tree, see cgroups.Cgroup.drop_idle_v2_tree) is left out."""
     flags = opts.flags & ~(sc.MS_REMOUNT | sc.MS_RDONLY)
     fd = open_in_root(root_fd, m.destination, "dir")
     try:
@@ -451,7 +450,8 @@ def mount_cgroup(root_fd, m, opts, in_cgroupns=False, cgroup_dirs=None):
         for _, controllers, path in entries:
             name = controllers.removeprefix("name=") or "unified"
             host = paths.join("/sys/fs/cgroup", name)
-            if not paths.isdir(host):
+            if not paths.isdir(host) or (cgroup_dirs is not None
+                                         and controllers not in cgroup_dirs):
                 continue
             posix.mkdir(name, 0o755, dir_fd=tdir)
             dfd = open_in_root(tfd, name)
@@ -463,8 +463,7 @@ def mount_cgroup(root_fd, m, opts, in_cgroupns=False, cgroup_dirs=None):
                         else controllers
                     sc.mount("cgroup", fd_path(dfd), "cgroup", 0, data, what="mount cgroup")
                 else:
-                    source = (cgroup_dirs or {}).get(controllers, host + path)
-                    sc.mount(source, fd_path(dfd), None, sc.MS_BIND | sc.MS_REC,
+                    sc.mount(host + path, fd_path(dfd), None, sc.MS_BIND | sc.MS_REC,
                              what="bind cgroup")
             finally:
                 posix.close(dfd)
