@@ -154,3 +154,27 @@ def test_a_new_v1_cpuset_takes_its_parents_cpus_and_mems(tmp_path):
     assert (parent / "c1" / "cpuset.cpus").read_text() == "0-1"
     assert (parent / "c1" / "cpuset.mems").read_text() == "0"
     assert cg.made == [str(parent / "c1")]
+
+
+def test_a_hybrid_hosts_v2_tree_is_joined_only_when_a_limit_goes_there(tmp_path):
+    layout = hybrid(tmp_path)
+    idle = cgroups.plan("/c1", "c1", layout)
+    cgroups.set_resources(idle, {"memory": {"limit": 5}}, [], dry=True)
+    idle.drop_idle_v2_tree()
+    assert cgroups.UNIFIED not in idle.dirs and "memory" in idle.dirs
+    used = cgroups.plan("/c2", "c2", layout)
+    cgroups.set_resources(used, {"unified": {"io.weight": "50"}}, [], dry=True)
+    used.drop_idle_v2_tree()
+    assert cgroups.UNIFIED in used.dirs
+    only_v2 = cgroups.plan("/c3", "c3", v2_only(tmp_path))
+    only_v2.drop_idle_v2_tree()  # the only tree there is stays
+    assert list(only_v2.dirs) == [cgroups.UNIFIED]
+
+
+def test_the_child_joins_v1_through_tasks_and_v2_through_cgroup_procs(tmp_path):
+    cg = cgroups.plan("/c1", "c1", hybrid(tmp_path))
+    fake_files(cg, ("tasks", "cgroup.procs"))
+    cgroups.join_self(cg)
+    assert written(cg, "memory", "tasks") == "0"  # itself: no global lock in the kernel
+    assert written(cg, "memory", "cgroup.procs") == ""
+    assert written(cg, cgroups.UNIFIED, "cgroup.procs") == "0"
