@@ -26,7 +26,6 @@ def fork_init(ctx, in_child):
         if c1 == 0:
             in_child()
             c1_main(ctx)
-        ctx.child_pid = c1
         return c1, None
     # the init is visible in the container's pid namespace from the fork on: it must never
     # be dumpable there (ptrace, /proc/PID/exe), so it is born non-dumpable
@@ -45,7 +44,6 @@ def fork_init(ctx, in_child):
         if ctx.runtime_ns is not None:
             namespaces.leave_for_children(ctx.runtime_ns)
         sc.prctl(sc.PR_SET_DUMPABLE, dumpable, what="prctl PR_SET_DUMPABLE")
-    ctx.child_pid = pid
     return None, pid
 
 

@@ -75,7 +75,6 @@ class Context:
         self.ns = None              # namespaces.Plan
         self.runtime_ns = None      # the parent's pid/time namespaces, while it forks the init
         self.cgroup = None          # cgroups.Cgroup, or None when cgroups are not managed
-        self.child_pid = None       # in the parent: the child it forked (C1 or the init)
         self.caps = None            # capabilities.CapSets or None (keep the runtime's)
         self.seccomp = None         # seccomp.Filter or None
         self.idmap_fds = None       # {mount index: user namespace fd} for idmapped mounts

@@ -5,11 +5,11 @@ Where (runc's rules, config-linux.md "Cgroups path"): an absolute `cgroupsPath` 
 from each hierarchy's root; a relative one, or the container id when there is none, from
 the runtime's own cgroup in that hierarchy.
 
-When: right after the fork, while the init imports its code and sets up, the parent makes
-the directories, writes the limits and puts the init in (the limits first: the init never
-sees a half-written device list). The init asks for it ("cgroups") before it roots a cgroup
-namespace, mounts the cgroup hierarchies, runs a hook or forks: nothing of the container's
-runs outside the limits.
+When: right after the fork, while the init imports its code, the parent makes the
+directories and writes the limits; then the child (C1, or the init) asks for them
+("cgroups") and joins by itself (join_self), before it enters any namespace: the cgroup
+namespace it makes is rooted there, C2 is born there, and nothing of the container's runs
+outside the limits, which are whole before anyone is in.
 
 Limits are written in config order, each error naming its JSON path. Devices: v1's
 devices.allow/deny lists, the config's rules in order, then the spec's default devices
@@ -194,13 +194,6 @@ def _enable_controllers(parent, layout):
                " ".join("+" + c for c in wanted), "linux.cgroupsPath")
     except PyruncError:
         pass  # a parent with processes in it cannot delegate: the limits report it
-
-
-def apply(cg, pid):
-    """Put another process in the container's cgroup, in every hierarchy (for a process
-    that cannot move itself: one in a user namespace, or in the container's mounts)."""
-    for path in cg.dirs.values():
-        _write(paths.join(path, "cgroup.procs"), str(pid), "linux.cgroupsPath")
 
 
 def join_self(cg):
