@@ -254,7 +254,7 @@ def cmd_update(args, g, log):
 
 def cmd_list(args, g, log):
     from pyrunc.container.lifecycle import list_states
-    states = list_states(g.root)
+    states = list_states(g.root, log.warning)
     if args.quiet:
         sys.stdout.write("".join(s["id"] + "\n" for s in states))
     elif args.format == "json":

@@ -76,19 +76,74 @@ def test_v1_limits_go_to_their_hierarchy(tmp_path):
     assert warnings == []
 
 
-def test_v1_device_rules_in_order_then_the_default_devices(tmp_path):
+def test_v1_device_rules_from_deny_all_in_order_then_the_default_devices(tmp_path):
     cg = cgroups.plan("/c1", "c1", hybrid(tmp_path))
     fake_files(cg, V1_FILES)
     log = []
     cg.write = lambda path, text, where: log.append((os.path.basename(path), text))
     cgroups.set_resources(cg, {"devices": [
-        {"allow": False, "access": "rwm"},
         {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rw"},
-        {"allow": True, "type": "b", "major": 8, "access": "r"}]}, [], [("c", 1, 11)])
+        {"allow": True, "type": "b", "major": 8, "access": "r"}]}, [])
     assert log[:3] == [("devices.deny", "a"), ("devices.allow", "c 10:200 rw"),
                        ("devices.allow", "b 8:* r")]
+    assert log[3:] == [("devices.allow", rule) for rule in cgroups.DEFAULT_DEVICE_RULES]
     assert ("devices.allow", "c 1:3 rwm") in log[3:]   # /dev/null, as the spec requires
-    assert log[-1] == ("devices.allow", "c 1:11 rwm")  # linux.devices: usable
+
+
+def test_a_new_container_gets_device_rules_without_any_in_its_config(tmp_path):
+    # linux.devices makes nodes only: what opens is what resources.devices allows (runc)
+    for resources in (None, {}, {"memory": {"limit": 5}}, {"devices": None}):
+        cg = cgroups.plan("/c1", "c1", hybrid(tmp_path))
+        log = []
+        cg.write = lambda path, text, where: log.append((os.path.basename(path), text))
+        cgroups.set_resources(cg, cgroups.with_device_rules(resources), [])
+        assert ("devices.deny", "a") in log and ("devices.allow", "c 5:2 rwm") in log
+        assert not any("4:1" in text or "10:229" in text for _, text in log)
+    # an update leaves the rules alone when it brings none
+    assert cgroups.with_device_rules({"devices": [{"allow": True}]}) == {
+        "devices": [{"allow": True}]}
+
+
+def test_hugepage_sizes_and_unified_keys_cannot_leave_the_cgroup(tmp_path, monkeypatch):
+    monkeypatch.setattr(cgroups, "host_hugepage_sizes", lambda: ["2MB", "1GB"])
+    layout = hybrid(tmp_path)
+    layout.mounts["hugetlb"] = str(tmp_path / "hugetlb")
+    cg = cgroups.plan("/c1", "c1", layout)
+    for size in ("../../../../tmp/x", "2MB/../../x", "2MB\0", "2mb", "2 MB", "02MB", "",
+                 "MB", "٢MB", None, 2):
+        with pytest.raises(PyruncError) as e:
+            cgroups.set_resources(cg, {"hugepageLimits": [{"pageSize": size, "limit": 1}]},
+                                  [], dry=True)
+        assert e.value.path == "linux.resources.hugepageLimits[0].pageSize", size
+    with pytest.raises(PyruncError, match="not supported by this host"):
+        cgroups.set_resources(cg, {"hugepageLimits": [{"pageSize": "64KB", "limit": 1}]},
+                              [], dry=True)
+    cgroups.set_resources(cg, {"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]}, [],
+                          dry=True)
+    assert cg.touched == {f"{tmp_path}/hugetlb/c1/hugetlb.2MB.limit_in_bytes"}
+    for key in ("", ".", "..", "a/b", "io.max\0", "../memory.max"):
+        with pytest.raises(PyruncError) as e:
+            cgroups.set_resources(cg, {"unified": {key: "1"}}, [], dry=True)
+        assert e.value.path == f"linux.resources.unified.{key}"
+
+
+def test_cgroups_path_stays_in_its_hierarchy(tmp_path):
+    layout = hybrid(tmp_path)
+    for path in ("../../../etc", "/../../..//etc/", "a/../../../../etc"):
+        for d in cgroups.plan(path, "c1", layout).dirs.values():
+            assert d.startswith(str(tmp_path) + "/") and "/.." not in d
+    with pytest.raises(PyruncError) as e:
+        cgroups.plan("/a\0b", "c1", layout)
+    assert e.value.path == "linux.cgroupsPath"
+
+
+def test_host_hugepage_sizes_use_the_kernels_names():
+    sizes = cgroups.host_hugepage_sizes()
+    on_host = os.listdir("/sys/kernel/mm/hugepages") if os.path.isdir(
+        "/sys/kernel/mm/hugepages") else []
+    assert len(sizes) == len(on_host)
+    assert ("hugepages-2048kB" in on_host) == ("2MB" in sizes)
+    assert ("hugepages-1048576kB" in on_host) == ("1GB" in sizes)
 
 
 def test_v2_conversions(tmp_path):

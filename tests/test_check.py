@@ -213,3 +213,30 @@ def test_policy_verdict_is_shown(tmp_path, capsys):
     assert report["policy"]["name"] == "baseline"
     assert report["policy"]["tightened"] == ["tightened: process.noNewPrivileges set to true"]
     assert [r.split(":")[0] for r in report["policy"]["refused"]] == ["linux.namespaces"]
+
+
+def test_a_listed_device_the_rules_deny_is_reported(tmp_path, capsys):
+    def edit(c):
+        c["linux"]["devices"] = [
+            {"path": "/dev/tty1", "type": "c", "major": 4, "minor": 1},
+            {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229},
+            {"path": "/dev/null2", "type": "c", "major": 1, "minor": 3},   # a default: fine
+            {"path": "/dev/sdz", "type": "b", "major": 8, "minor": 0}]
+        c["linux"]["resources"] = {"devices": [
+            {"allow": False, "access": "rwm"},
+            {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rwm"},
+            {"allow": True, "type": "b", "major": 8, "access": "r"}]}
+    _, found, report = findings(tmp_path, changed(edit), capsys)
+    devices = {f["path"]: f["message"] for f in report["findings"] if f["rule"] == "devices"}
+    assert set(devices) == {"linux.devices[0] (/dev/tty1)", "linux.devices[3] (/dev/sdz)"}
+    assert "c 4:1" in devices["linux.devices[0] (/dev/tty1)"]
+    assert "'w'" in devices["linux.devices[3] (/dev/sdz)"]   # read is allowed, write is not
+    assert ("low", "linux.devices[0] (/dev/tty1)") in found
+
+
+def test_without_device_rules_only_the_default_devices_open(tmp_path, capsys):
+    def edit(c):
+        c["linux"]["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]
+        c["linux"].pop("resources", None)
+    _, found, _ = findings(tmp_path, changed(edit), capsys)
+    assert ("low", "linux.devices[0] (/dev/fuse)") in found

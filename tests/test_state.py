@@ -80,3 +80,52 @@ def test_remove_leaves_nothing(tmp_path):
     c = make(tmp_path, 0, None, fifo=True)
     c.remove()
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("cid", ["..", ".", "", "a/b"])
+def test_no_path_is_made_from_a_bad_id(tmp_path, cid):
+    with pytest.raises(PyruncError, match="invalid container id"):
+        Container(str(tmp_path), cid)
+
+
+def test_state_files_are_private_whatever_the_umask(tmp_path):
+    old = os.umask(0)
+    try:
+        c = make(tmp_path, 1, 1)
+        c.record_cgroups({"memory": "/sys/fs/cgroup/memory/c1"})
+    finally:
+        os.umask(old)
+    assert os.stat(c.state_file).st_mode & 0o777 == 0o600
+    assert os.stat(os.path.join(c.dir, "cgroups")).st_mode & 0o777 == 0o600
+    assert os.stat(c.dir).st_mode & 0o777 == 0o711
+
+
+def test_a_root_others_can_write_or_own_is_refused(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir(mode=0o700)
+    Container.new(str(root), "c1").unlock()
+    os.chmod(root, 0o777)
+    for call in (lambda: Container.new(str(root), "c2"), lambda: list_ids(str(root)),
+                 lambda: Container.load(str(root), "c1")):
+        with pytest.raises(PyruncError, match="writable by no one else"):
+            call()
+    os.chmod(root, 0o755)
+    os.chown(root, 65534, 65534)
+    with pytest.raises(PyruncError, match="owned by uid 65534"):
+        Container.load(str(root), "c1")
+
+
+@pytest.mark.parametrize("text", [b"", b'{"ociVersion": "1.3', b"garbage", b"null", b"[]",
+                                  b'{"id": "c1"}', b'{"ociVersion": "1", "id": "c1", "pid": "1",'
+                                  b' "bundle": "/b", "rootfs": "/r", "created": "t"}',
+                                  b"[" * 100000])
+def test_a_corrupt_state_is_one_error_naming_the_file(tmp_path, text):
+    from pyrunc.container.state import CorruptState
+    c = make(tmp_path, 1, 1)
+    c.unlock()
+    with open(c.state_file, "wb") as f:
+        f.write(text)
+    with pytest.raises(CorruptState) as e:
+        Container.load(str(tmp_path), "c1")
+    assert str(e.value).startswith(f"{c.state_file}: corrupt state (")
+    assert "\n" not in str(e.value)

@@ -9,7 +9,8 @@ import posix
 import time
 
 from pyrunc import fastjson, paths
-from pyrunc.container.state import Container, list_ids, now_rfc3339, proc_start_time
+from pyrunc.container.state import (Container, CorruptState, check_id, check_root,
+                                    list_ids, now_rfc3339, proc_start_time, write_private)
 from pyrunc.errors import PyruncError
 
 
@@ -129,8 +130,7 @@ def plan_cgroup(opts, config):
     from pyrunc.linux import cgroups
     cg = cgroups.plan(linux.cgroupsPath if linux else None, opts.id)
     warnings = []
-    device_nodes = [(d.type, d.major, d.minor) for d in (linux.devices if linux else None) or ()]
-    cgroups.set_resources(cg, resources, warnings, device_nodes, dry=True)
+    cgroups.set_resources(cg, cgroups.with_device_rules(resources), warnings, dry=True)
     cg.drop_idle_v2_tree()
     for w in warnings:
         if opts.strict:
@@ -198,8 +198,7 @@ def create(opts):
             # while the init enters its namespaces and mounts (the other CPU): the config
             # copy that start, delete and exec read, and exec.fifo, whose fds the init asks
             # for ("fifo") before it reports ready
-            with open(container.config_file, "w") as f:
-                f.write(fastjson.dumps(raw))
+            write_private(container.config_file, fastjson.dumps(raw))
             posix.mkfifo(container.fifo)
             posix.chmod(container.fifo, 0o622)  # the init may run as any user; not the umask's
             ctx.fifo_fd = posix.open(container.fifo, posix.O_PATH | posix.O_CLOEXEC)
@@ -422,11 +421,18 @@ def state(opts):
     return Container.load(opts.root, opts.id, lock=False).public_state()
 
 
-def list_states(root):
+def list_states(root, warn=None):
+    """The state of each container; one whose state.json is corrupt is listed with status
+    "corrupt" (and a warning naming the file), so that it can be seen and deleted."""
     states = []
     for cid in list_ids(root):
         try:
             states.append(Container.load(root, cid, lock=False).public_state())
+        except CorruptState as e:
+            if warn is not None:
+                warn(str(e))
+            states.append({"ociVersion": "", "id": cid, "status": "corrupt", "pid": 0,
+                           "bundle": "", "rootfs": "", "created": "", "owner": ""})
         except PyruncError:
             continue  # deleted while we listed
     return states
@@ -535,14 +541,23 @@ def _pids_by_namespace(container):
     return sorted(family)
 
 
-def delete(opts, force=False):
+def delete(opts, force=False, retry=True):
+    check_id(opts.id)  # before any path is made from it, --force or not
+    check_root(opts.root)  # not an error --force may pass over
     try:
         container = Container.load(opts.root, opts.id)
+    except CorruptState as e:
+        if not force:
+            raise
+        opts.log.warning(f"{e}: cleaning up what it can")
+        remove_corrupt(opts.root, opts.id, e.data, opts.log.warning)
+        return
     except PyruncError:
         if not force:
             raise
         if paths.isdir(paths.join(opts.root, opts.id)):
-            remove_unfinished(opts.root, opts.id)
+            if remove_unfinished(opts.root, opts.id) and retry:
+                return delete(opts, force, retry=False)  # that create finished meanwhile
         return  # an unknown id: containerd's shim relies on exit 0 here
     status = container.status()
     if status != "stopped":
@@ -564,11 +579,8 @@ def delete(opts, force=False):
     except (OSError, ValueError, PyruncError):
         poststop = None  # a damaged copy must not keep the container from going
     hook_state = container.hook_state("stopped")
-    dirs = container.data.get("cgroupPaths")
-    if dirs:
-        from pyrunc.linux import cgroups
-        for problem in cgroups.remove(dirs.values()):
-            opts.log.warning(f"cgroup not removed: {problem}")
+    for problem in _remove_cgroups(list((container.data.get("cgroupPaths") or {}).values())):
+        opts.log.warning(f"cgroup not removed: {problem}")
     container.remove()
     if poststop:
         from pyrunc.linux import hooks
@@ -579,20 +591,66 @@ def delete(opts, force=False):
 def remove_unfinished(root, cid):
     """The directory of a create that was killed before it wrote its state. Its children
     exit by themselves when their channel closes, so only files are left. The lock waits
-    for a create still at work; if that one finishes, this is a normal container again."""
+    for a create still at work; True when that one finished: a normal container again."""
     leftover = Container(root, cid)
     try:
         leftover.lock()
     except FileNotFoundError:
-        return
+        return False
     if paths.exists(leftover.state_file):
         leftover.unlock()
-        raise PyruncError(f"container {cid} was being created: try again")
-    dirs = leftover.recorded_cgroups()
-    if dirs:
-        from pyrunc.linux import cgroups
-        cgroups.remove(dirs)
+        return True
+    _remove_cgroups(leftover.recorded_cgroups())
     leftover.remove()
+    return False
+
+
+def remove_corrupt(root, cid, data, warn):
+    """delete --force of a container whose state.json is corrupt. The process it names is
+    killed only if its start time matches (otherwise that pid is another process now, and
+    nothing is killed); when it names none, the processes of the cgroup that create
+    recorded are, as delete --force kills a container's. Then its cgroups and the
+    directory go. Its poststop hooks do not run: the state naming them is not trusted."""
+    leftover = Container(root, cid)
+    leftover.lock()
+    data = data if isinstance(data, dict) else {}
+    dirs = data.get("cgroupPaths")
+    dirs = [d for d in dirs.values() if isinstance(d, str)] if isinstance(dirs, dict) else []
+    dirs = _in_cgroupfs(dirs or leftover.recorded_cgroups())
+    pid, started = data.get("pid"), data.get("pidStartTime")
+    victims = []
+    if type(pid) is int and pid > 0:
+        if type(started) is int and proc_start_time(pid)[0] == started:
+            victims = [pid]
+        else:
+            warn(f"process {pid} is not the container's (its start time differs): not killed")
+    if victims or type(pid) is not int:
+        from pyrunc.linux import cgroups
+        victims += cgroups.procs(dict(enumerate(dirs)))
+    for victim in victims:
+        _kill_and_wait(victim)
+    for problem in _remove_cgroups(dirs):
+        warn(f"cgroup not removed: {problem}")
+    leftover.remove()
+
+
+def _in_cgroupfs(dirs):
+    """The directories below a cgroup mount (never one itself, nor climbing out of it)."""
+    if not dirs:
+        return []
+    from pyrunc.linux import cgroups
+    mounts = [m.rstrip("/") + "/" for m in cgroups.Layout.read().mounts.values()]
+    return [d for d in dirs if any(d.startswith(m) for m in mounts) and "/../" not in d + "/"]
+
+
+def _remove_cgroups(dirs):
+    """rmdir the container's cgroup directories: only below a cgroup mount, never one."""
+    if not dirs:
+        return []
+    from pyrunc.linux import cgroups
+    inside = _in_cgroupfs(dirs)
+    return cgroups.remove(inside) + [f"{d}: not in a cgroup hierarchy" for d in dirs
+                                     if d not in inside]
 
 
 # -- run

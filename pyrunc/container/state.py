@@ -3,6 +3,12 @@
 Status is derived from the live process every time it is read, as runc does: a pid
 whose start time differs from the recorded one is another process (pid reuse), so the
 container is stopped. `exec.fifo` exists from create until start.
+
+Every path is made from an id that check_id accepted (Container does it), so nothing
+outside ROOT/ID is ever touched. The files are private (0600) whatever the umask, and a
+root that another user owns or can write is refused: state.json names the hooks that
+`delete` runs as root. A state.json that does not parse or lacks its fields raises
+CorruptState naming the file, which `list` marks and `delete --force` cleans up.
 """
 import fcntl
 import posix
@@ -15,9 +21,69 @@ ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012345
 
 
 def check_id(cid):
-    if not cid or not ID_CHARS.issuperset(cid) or cid in (".", ".."):
+    if not isinstance(cid, str) or not cid or not ID_CHARS.issuperset(cid) \
+            or cid in (".", ".."):
         raise PyruncError(f"invalid container id {cid!r}: use letters, digits, _ + - .")
     return cid
+
+
+def check_root(root):
+    """Refuse a state root that another user owns or can write: they could plant a
+    container's state (its poststop hooks run as root at delete). Missing is fine."""
+    try:
+        st = posix.stat(root)
+    except FileNotFoundError:
+        return
+    uid = posix.geteuid()
+    if st.st_uid != uid or st.st_mode & 0o022:
+        raise PyruncError(f"state root {root} is owned by uid {st.st_uid} with mode "
+                          f"{st.st_mode & 0o7777:o}: it must be owned by uid {uid} and "
+                          "writable by no one else")
+
+
+class CorruptState(PyruncError):
+    """state.json is unreadable as a state; `data` holds what did parse (or None)."""
+
+    def __init__(self, message, data=None):
+        super().__init__(message)
+        self.data = data
+
+
+# state.json's fields every command relies on, and their types
+STATE_FIELDS = (("ociVersion", str), ("id", str), ("pid", int), ("bundle", str),
+                ("rootfs", str), ("created", str))
+
+
+def state_problem(data):
+    """Why a parsed state.json is not a state, or None."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    for key, kind in STATE_FIELDS:
+        if not isinstance(data.get(key), kind) or isinstance(data.get(key), bool):
+            return f"{key} is missing or not {'an integer' if kind is int else 'a string'}"
+    if not isinstance(data.get("pidStartTime"), (int, type(None))):
+        return "pidStartTime is not an integer"
+    dirs = data.get("cgroupPaths")
+    if dirs is not None and not (isinstance(dirs, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in dirs.items())):
+        return "cgroupPaths is not an object of paths"
+    if not isinstance(data.get("hookKinds", []), list) or \
+            not isinstance(data.get("annotations") or {}, dict):
+        return "hookKinds or annotations has the wrong type"
+    return None
+
+
+def write_private(path, text):
+    """Write a file only its owner can read (0600), whatever the caller's umask."""
+    fd = posix.open(path, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_NOFOLLOW |
+                    posix.O_CLOEXEC, 0o600)
+    try:
+        posix.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+        data = text.encode()
+        while data:
+            data = data[posix.write(fd, data):]
+    finally:
+        posix.close(fd)
 
 
 def proc_start_time(pid):
@@ -41,7 +107,7 @@ class Container:
 
     def __init__(self, root, cid):
         self.root = root
-        self.id = cid
+        self.id = check_id(cid)
         self.dir = paths.join(root, cid)
         self.data = None
         self._lock_fd = None
@@ -61,18 +127,21 @@ class Container:
     # -- existence and locking
     @classmethod
     def new(cls, root, cid):
-        c = cls(root, check_id(cid))
+        c = cls(root, cid)
         paths.makedirs(root, 0o700)
+        check_root(root)
         try:
-            posix.mkdir(c.dir, 0o711)
+            posix.mkdir(c.dir, 0o711)  # not 0700: the init, as any user, reaches exec.fifo
         except FileExistsError:
             raise PyruncError(f"container {cid} already exists") from None
+        posix.chmod(c.dir, 0o711)  # mkdir's mode passed through the umask
         c.lock()
         return c
 
     @classmethod
     def load(cls, root, cid, lock=True):
-        c = cls(root, check_id(cid))
+        c = cls(root, cid)
+        check_root(root)
         if lock:
             try:
                 c.lock()
@@ -80,13 +149,23 @@ class Container:
                 raise PyruncError(f"container {cid} does not exist") from None
         try:
             with open(c.state_file, "rb") as f:
-                c.data = fastjson.loads(f.read())
+                text = f.read()
         except FileNotFoundError:
             c.unlock()
             raise PyruncError(f"container {cid} does not exist") from None
-        except ValueError:
+        try:
+            data = fastjson.loads(text)
+        except (ValueError, RecursionError, SystemError):
+            # SystemError: _json's scanner on some truncated input (fastjson's own concern)
+            data, why = None, "not valid JSON"
+        else:
+            why = state_problem(data)
+            if why is None and data["id"] != cid:
+                why = f"it names container {data['id']!r}"
+        if why is not None:
             c.unlock()
-            raise PyruncError(f"container {cid}: state file is corrupt") from None
+            raise CorruptState(f"{c.state_file}: corrupt state ({why})", data)
+        c.data = data
         return c
 
     def lock(self):
@@ -103,8 +182,7 @@ class Container:
     # -- state.json
     def save(self):
         tmp = self.state_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(fastjson.dumps(self.data))
+        write_private(tmp, fastjson.dumps(self.data))
         posix.rename(tmp, self.state_file)
 
     @property
@@ -146,8 +224,7 @@ class Container:
     # -- the cgroup directories of a create in progress: what `delete --force` removes when
     # that create was killed before it saved state.json (which then holds them)
     def record_cgroups(self, dirs):
-        with open(paths.join(self.dir, "cgroups"), "w") as f:
-            f.write("".join(d + "\n" for d in dirs.values()))
+        write_private(paths.join(self.dir, "cgroups"), "".join(d + "\n" for d in dirs.values()))
 
     def recorded_cgroups(self):
         try:
@@ -164,6 +241,7 @@ class Container:
 
 
 def list_ids(root):
+    check_root(root)
     try:
         names = posix.listdir(root)
     except FileNotFoundError:

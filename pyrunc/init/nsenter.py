@@ -32,7 +32,7 @@ def step_cgroups(ctx):
     cg = ctx.cgroup
     cgroups.create(cg)
     # the limits the parent checked in its dry run (lifecycle.plan_cgroup), now written
-    cgroups.set_resources(cg, ctx.setting("resources"), [], cg.device_nodes)
+    cgroups.set_resources(cg, cgroups.with_device_rules(ctx.setting("resources")), [])
 
 
 def step_user_namespace(ctx):

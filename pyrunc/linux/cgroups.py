@@ -12,21 +12,29 @@ namespace it makes is rooted there, C2 is born there, and nothing of the contain
 outside the limits, which are whole before anyone is in.
 
 Limits are written in config order, each error naming its JSON path. Devices: v1's
-devices.allow/deny lists, the config's rules in order, then the spec's default devices
-(which the runtime must supply usable). On a v2-only host the device rules need an eBPF
-program, which pyrunc does not build: a warning (strict: an error).
+devices.allow/deny lists, from deny-all (as runc: a config without rules still gets them),
+the config's rules in order, then the spec's default devices (which the runtime must
+supply usable). linux.devices only makes nodes: opening one is what these rules allow,
+as in runc and crun. On a v2-only host the device rules need an eBPF program, which pyrunc
+does not build: a warning (strict: an error).
+
+Values spliced into a file name (hugepage sizes, `unified` keys) are checked first
+(pyrunc/names.py): none can name a file outside the container's cgroup.
 """
 import posix
 import time
 
-from pyrunc import paths
+from pyrunc import names, paths
 from pyrunc.errors import PyruncError
 
 UNIFIED = ""  # the v2 tree's key, as /proc/self/cgroup names it ("0::/path")
 # the default devices the spec requires (null, zero, full, random, urandom, tty), with
-# /dev/ptmx and the pty slaves a devpts mount needs: always allowed, after the config's rules
-DEFAULT_DEVICE_RULES = ("c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
-                        "c 5:0 rwm", "c 5:2 rwm", "c 136:* rwm")
+# /dev/ptmx and the pty slaves a devpts mount needs: always allowed, after the config's rules.
+# mknod of any node ("m", not read or write) as runc: the init makes linux.devices' nodes
+# once inside the cgroup. runc 1.1.5 also allows tun (c 10:200); pyrunc leaves that to
+# the config (docs/SPEC-NOTES.md).
+DEFAULT_DEVICE_RULES = ("c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm",
+                        "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:2 rwm", "c 136:* rwm")
 
 
 _layout = None
@@ -111,7 +119,6 @@ class Cgroup:
         self.dirs = dirs
         self.layout = layout
         self.made = []
-        self.device_nodes = ()
         self.dry = False
         self.touched = set()  # the files the limits write (recorded in the dry run too)
 
@@ -135,7 +142,7 @@ class Cgroup:
 def plan(cgroups_path, container_id, layout=None):
     """The directories of the container's cgroup, in every hierarchy; nothing is written."""
     layout = layout or Layout.read()
-    inner = cgroups_path or container_id
+    inner = names.check_path(cgroups_path or container_id, "linux.cgroupsPath", "cgroups")
     absolute = inner.startswith("/")
     # cleaned as from the root, so that ".." cannot climb out of where it belongs
     inner = paths.normpath("/" + inner).lstrip("/")
@@ -207,17 +214,22 @@ def join_self(cg):
                "linux.cgroupsPath")
 
 
-def set_resources(cg, resources, warnings, device_nodes=(), dry=False):
-    """Write linux.resources; v1 or v2 files by where each controller lives.
-    device_nodes: (type, major, minor) of linux.devices, allowed after the rules."""
+def with_device_rules(resources):
+    """A new container's linux.resources with `devices` always there: its rules start from
+    deny-all even when the config has none, as runc's do (an update leaves them alone)."""
+    if resources is None:
+        return {"devices": []}
+    if isinstance(resources, dict) and resources.get("devices") is None:
+        return dict(resources, devices=[])
+    return resources
+
+
+def set_resources(cg, resources, warnings, dry=False):
+    """Write linux.resources; v1 or v2 files by where each controller lives."""
     cg.dry = dry
-    resources = dict(resources or {})
-    if device_nodes and "devices" not in resources:
-        resources["devices"] = []
     if not resources:
         return
     _check_object(resources, "linux.resources")
-    cg.device_nodes = device_nodes
     for name, value in resources.items():
         where = f"linux.resources.{name}"
         setter = SETTERS.get(name)
@@ -361,9 +373,10 @@ def _hugepages(cg, limits, where, warnings):
     for i, h in enumerate(limits):
         path = f"{where}[{i}]"
         _check_object(h, path)
-        size = h.get("pageSize")
-        if not isinstance(size, str):
-            _fail(f"{path}.pageSize", "expected a string such as 2MB")
+        size = names.check_hugepage_size(h.get("pageSize"), f"{path}.pageSize")
+        if size not in host_hugepage_sizes():
+            _fail(f"{path}.pageSize", f"{size} pages are not supported by this host "
+                  f"({', '.join(host_hugepage_sizes()) or 'none'})")
         limit = _int(h.get("limit"), f"{path}.limit")
         name = f"hugetlb.{size}.limit_in_bytes" if key != UNIFIED else f"hugetlb.{size}.max"
         cg.write(paths.join(cg.dirs[key], name), str(limit), f"{path}.limit")
@@ -390,8 +403,11 @@ def _network(cg, net, where, warnings):
 def _devices(cg, rules, where, warnings):
     key = cg.layout.controller_key("devices")
     if key is None or key == UNIFIED:
-        return _missing(where, "devices (v1; cgroup v2 needs an eBPF filter)", warnings)
+        if rules:
+            _missing(where, "devices (v1; cgroup v2 needs an eBPF filter)", warnings)
+        return
     d = cg.dirs[key]
+    cg.write(paths.join(d, "devices.deny"), "a", where)
     for i, rule in enumerate(rules):
         path = f"{where}[{i}]"
         _check_object(rule, path)
@@ -409,9 +425,7 @@ def _devices(cg, rules, where, warnings):
             f"{'a' if kind == 'a' else kind} {_num_or_star(major, path + '.major')}:"
             f"{_num_or_star(minor, path + '.minor')} {access}")
         cg.write(paths.join(d, "devices.allow" if allow else "devices.deny"), text, path)
-    extra = [f"{'b' if t == 'b' else 'c'} {major}:{minor} rwm"
-             for t, major, minor in cg.device_nodes if t in ("c", "u", "b")]
-    for text in DEFAULT_DEVICE_RULES + tuple(extra):
+    for text in DEFAULT_DEVICE_RULES:
         cg.write(paths.join(d, "devices.allow"), text, where)
 
 
@@ -421,8 +435,7 @@ def _unified(cg, files, where, warnings):
         return _missing(where, "a cgroup v2 tree", warnings)
     for name, value in files.items():
         path = f"{where}.{name}"
-        if "/" in name or name in (".", ".."):
-            _fail(path, "not a file name of the cgroup")
+        names.check_name(name, path, "cgroups")
         if not isinstance(value, str):
             _fail(path, "expected a string")
         cg.write(paths.join(cg.dirs[UNIFIED], name), value, path)
@@ -504,6 +517,20 @@ def remove(dirs):
 
 
 # -- files
+
+
+def host_hugepage_sizes():
+    """The kernel's names of this host's huge page sizes (2MB, 1GB), from sysfs."""
+    try:
+        entries = posix.listdir("/sys/kernel/mm/hugepages")
+    except OSError:
+        return []
+    sizes = []
+    for entry in entries:  # hugepages-2048kB; the kernel's mem_fmt() spells it 2MB
+        kb = int(entry.removeprefix("hugepages-").removesuffix("kB"))
+        shift, unit = (20, "GB") if kb >= 1 << 20 else (10, "MB") if kb >= 1 << 10 else (0, "KB")
+        sizes.append(f"{kb >> shift}{unit}")
+    return sizes
 
 
 def _read(path):

@@ -1,5 +1,6 @@
 """The container process: rlimits, user and groups, cwd, env, the executable, oom score."""
 import posix
+from _stat import S_ISDIR, S_ISREG
 
 from pyrunc import paths, syscalls as sc
 from pyrunc.errors import PyruncError
@@ -58,13 +59,33 @@ def with_home(env, uid):
     return env + [f"HOME={home}"]
 
 
+def _not_executable(path):
+    """Why execve(path) would fail for this process (its user, after the `user` step,
+    in the container's root), or None: as runc, a clear error at create rather than an
+    exit status 127 after start."""
+    try:
+        st = posix.stat(path)
+    except FileNotFoundError:
+        return "no such file or directory"
+    except OSError as e:
+        return e.strerror
+    if S_ISDIR(st.st_mode):
+        return "is a directory"
+    if not S_ISREG(st.st_mode):
+        return "not a regular file"
+    if not posix.access(path, posix.X_OK):
+        return "permission denied (not executable by the process's user)"
+    return None
+
+
 def find_executable(arg0, env, cwd):
     """Resolve args[0] against the container's PATH, as runc does before waiting for start
     (a missing program fails `create`, not the exec after `start`)."""
     if "/" in arg0:
         path = arg0 if paths.isabs(arg0) else paths.join(cwd, arg0)
-        if not paths.exists(path):
-            raise PyruncError(f"exec {arg0}: no such file or directory", path="process.args[0]")
+        why = _not_executable(path)
+        if why is not None:
+            raise PyruncError(f"exec {arg0}: {why}", path="process.args[0]")
         return path
     search = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     for e in env:
@@ -72,7 +93,7 @@ def find_executable(arg0, env, cwd):
             search = e[5:]
     for d in search.split(":"):
         path = paths.join(d or ".", arg0)
-        if paths.isfile(path) and posix.access(path, posix.X_OK):
+        if _not_executable(path) is None:
             return path
     raise PyruncError(f"exec {arg0}: executable file not found in $PATH",
                       path="process.args[0]")

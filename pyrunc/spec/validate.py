@@ -11,6 +11,8 @@ RLIMITS = ("RLIMIT_AS", "RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_FSIZ
 
 def validate(config, loader):
     fail = loader.fail
+    from pyrunc.spec import pathparts
+    pathparts.check(config)
     if config.root is None:
         fail("root", "required on Linux")
     linux = config.linux

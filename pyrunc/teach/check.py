@@ -7,7 +7,8 @@ Findings are (level, JSON path, message), rule by rule:
   mount options, masked and read-only paths, user namespace, host namespaces;
 - pyrunc.linux.seccomp.analyze when it exists (shadowed rules, unknown names, EPERM
   defaults that defeat glibc's ENOSYS fallbacks);
-- namespaces joined by path that are not the host's, and the loader's warnings (low).
+- namespaces joined by path that are not the host's, and the loader's warnings (low);
+- linux.devices nodes that linux.resources.devices does not let the container open (low).
 
 Exit status: 0, or 1 when a finding is at or above --fail-on; 2 when the config (or the
 --policy file) does not load.
@@ -79,6 +80,51 @@ def seccomp_findings(node):
         return [("seccomp", Finding("high", e.path, f"create fails: {e.message}"))]
 
 
+def _device_allowed(rules, kind, major, minor, access):
+    """What the device cgroup answers for one access letter: the container's rules start
+    from deny-all, the config's apply in order (the last that matches decides, as in the
+    kernel's v1 lists for rules like these), then the default devices are allowed."""
+    from pyrunc.linux.cgroups import DEFAULT_DEVICE_RULES
+    defaults = []
+    for text in DEFAULT_DEVICE_RULES:  # "c 136:* rwm"
+        t, numbers, acc = text.split()
+        ma, mi = numbers.split(":")
+        defaults.append({"allow": True, "type": t, "access": acc,
+                         "major": None if ma == "*" else int(ma),
+                         "minor": None if mi == "*" else int(mi)})
+    allowed = False
+    for rule in list(rules) + defaults:
+        if not isinstance(rule, dict):
+            continue
+        if (rule.get("type", "a") in ("a", kind)
+                and rule.get("major") in (None, -1, major)
+                and rule.get("minor") in (None, -1, minor)
+                and access in (rule.get("access") or "rwm")):
+            allowed = rule.get("allow") is True
+    return allowed
+
+
+def device_findings(linux):
+    """linux.devices makes nodes; whether the container can open one is what
+    linux.resources.devices allows (as in runc and crun): a node the rules deny."""
+    found = []
+    resources = linux.resources if linux is not None else None
+    rules = (resources.get("devices") if isinstance(resources, dict) else None) or []
+    for i, d in enumerate((linux.devices if linux is not None else None) or ()):
+        if d.type == "p" or d.major is None or d.minor is None:
+            continue
+        kind = "b" if d.type == "b" else "c"
+        denied = "".join(a for a in "rw" if not _device_allowed(rules, kind, d.major,
+                                                                 d.minor, a))
+        if denied:
+            found.append(("devices", Finding(
+                "low", f"linux.devices[{i}] ({d.path})",
+                f"{kind} {d.major}:{d.minor} is created but linux.resources.devices does not "
+                f"allow {denied!r} on it: opening it fails (EPERM); add an allow rule if the "
+                "container needs it")))
+    return found
+
+
 def joined_namespace_findings(raw):
     found = []
     for i, ns in enumerate((raw.get("linux") or {}).get("namespaces") or ()):
@@ -103,6 +149,7 @@ def collect(config, raw, warnings):
                      if not (rule.name == "seccomp" and f.path in analyzed))  # analysis says more
     found.extend(analysis)
     found.extend(joined_namespace_findings(raw))
+    found.extend(device_findings(config.linux))
     found.extend(_from_warning("load", w) for w in warnings)
     return sorted(found, key=lambda rf: -LEVELS.index(rf[1].level))
 
