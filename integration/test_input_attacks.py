@@ -137,6 +137,9 @@ def test_state_files_are_private_under_umask_000(runtime, bundle):
     b = bundle.make("b")
     b.config["process"]["args"] = ["sleep", "60"]
     b.config["hooks"] = {"poststop": [{"path": "/bin/true"}]}
+    # pyrunc caches the compiled filter under --root: that file too
+    b.config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["acct"], "action": "SCMP_ACT_ERRNO"}]}
     cid = itlib.new_id()
     old = os.umask(0)
     try:
@@ -145,6 +148,7 @@ def test_state_files_are_private_under_umask_000(runtime, bundle):
         os.umask(old)
     top = os.stat(runtime.root)
     assert top.st_mode & 0o022 == 0, oct(top.st_mode)
+    seen = set()
     for dirpath, dirnames, filenames in os.walk(runtime.root):
         for name in dirnames:
             mode = os.stat(os.path.join(dirpath, name)).st_mode
@@ -154,6 +158,10 @@ def test_state_files_are_private_under_umask_000(runtime, bundle):
             if name == "exec.fifo":
                 continue  # written by the init as any user (runc: 0622 too)
             assert st.st_mode & 0o077 == 0, (name, oct(st.st_mode))
+            seen.add(name)
+    assert {"state.json", "config.json"} <= seen or runtime.name != "pyrunc", seen
+    if runtime.name == "pyrunc":
+        assert os.listdir(os.path.join(runtime.root, ".seccomp-cache"))
 
 
 @pytest.mark.pyrunc_only("runc 1.1.5 does not check who owns its --root")

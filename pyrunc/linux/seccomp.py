@@ -454,7 +454,9 @@ def _cache_write(cache_dir, key, bpf, unknown):
     paths.makedirs(cache_dir, 0o700)
     header = " ".join([str(len(bpf))] + [f"{i}.{j}" for i, j in unknown]) + "\n"
     tmp = paths.join(cache_dir, f".{key}.{posix.getpid()}")
-    with open(tmp, "wb") as f:
+    # 0600 whatever the umask: the filter a container gets must be ours alone to write
+    with open(posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_NOFOLLOW
+                         | posix.O_CLOEXEC, 0o600), "wb") as f:
         f.write(header.encode() + bpf)
     posix.replace(tmp, paths.join(cache_dir, key))   # readers see a whole entry or none
     entries = []
