@@ -280,3 +280,29 @@ def test_args0_is_checked_as_the_process_user(runtime, bundle):
     proc = runtime.create(b, cid)
     itlib.assert_failed_cleanly(runtime, proc, cid, before, [cid])
     assert "permission denied" in proc.stderr, proc.stderr
+
+
+def test_a_cgroups_path_cannot_climb_out_of_its_hierarchy(runtime, bundle, workdir):
+    """runc's rule: '..' in cgroupsPath is cleaned as from the hierarchy's root, so the
+    directories land inside each hierarchy, never at the host path the dots point to."""
+    cid = itlib.new_id()
+    name = f"{cid}-cg"
+    b = bundle.make("b")
+    b.config["linux"]["cgroupsPath"] = "/" + "../" * 8 + workdir.lstrip("/") + "/" + name
+    b.config["process"]["args"] = ["sh", "-c", "cat /proc/self/cgroup"]
+    b.drop_namespace("cgroup")
+    try:
+        proc = runtime.run(b, cid)
+        assert proc.returncode == 0, proc.stderr
+        assert not os.path.exists(os.path.join(workdir, name))
+        memory = [line for line in proc.stdout.splitlines() if ":memory:" in line]
+        assert memory and memory[0].endswith(workdir + "/" + name), proc.stdout
+    finally:
+        # the runtimes remove the container's own directory, not the parents they made
+        parts = workdir.strip("/").split("/") + [name]
+        for hierarchy in os.listdir(CGROUP):
+            for depth in range(len(parts), 0, -1):
+                try:
+                    os.rmdir(os.path.join(CGROUP, hierarchy, *parts[:depth]))
+                except OSError:
+                    pass
