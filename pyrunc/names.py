@@ -66,6 +66,6 @@ def check_sysctl_key(key, where, step="load"):
     for part in key.split("."):
         why = name_problem(part)
         if why is not None:
-            raise PyruncError(f"{key!r} is not a sysctl name (components: {why})",
+            raise PyruncError(f"{key!r} is not a sysctl name: a component {why}",
                               path=where, step=step)
     return key
