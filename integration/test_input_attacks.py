@@ -210,7 +210,7 @@ def corrupt(text, path):
 @pytest.mark.pyrunc_only("runc 1.1.5 cannot delete --force a container whose state.json "
                          "is corrupt: it fails and leaves the process and the directory")
 @pytest.mark.parametrize("text", ["truncated", "garbage", "null", "list", "empty",
-                                  "missing-fields", "wrong-start-time"])
+                                  "missing-fields", "wrong-start-time", "directory"])
 def test_a_corrupt_state_is_one_line_listed_and_deleted(runtime, bundle, text):
     b = bundle.make("b")
     b.config["process"]["args"] = ["sleep", "60"]
@@ -220,9 +220,13 @@ def test_a_corrupt_state_is_one_line_listed_and_deleted(runtime, bundle, text):
     pid = runtime.state(bad)["pid"]
     started = itlib.start_time(pid)
     state_file = os.path.join(runtime.root, bad, "state.json")
-    damaged = corrupt(text, state_file)
-    with open(state_file, "w") as f:
-        f.write(damaged)
+    if text == "directory":
+        os.unlink(state_file)
+        os.makedirs(os.path.join(state_file, "sub"))
+    else:
+        damaged = corrupt(text, state_file)
+        with open(state_file, "w") as f:
+            f.write(damaged)
     for command in (["state"], ["kill"], ["delete"]):
         one_line(runtime, runtime.cmd(*command, bad), state_file, "corrupt state")
     listed = runtime.cmd("list", "--format", "json")

@@ -129,3 +129,20 @@ def test_a_corrupt_state_is_one_error_naming_the_file(tmp_path, text):
         Container.load(str(tmp_path), "c1")
     assert str(e.value).startswith(f"{c.state_file}: corrupt state (")
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("kind", ["directory", "symlink"])
+def test_a_state_file_that_is_not_a_file_is_corrupt(tmp_path, kind):
+    from pyrunc.container.state import CorruptState
+    c = make(tmp_path, 1, 1)
+    c.unlock()
+    os.unlink(c.state_file)
+    if kind == "directory":
+        os.mkdir(c.state_file)
+    else:
+        (tmp_path / "elsewhere.json").write_text(json.dumps(c.data))
+        os.symlink(tmp_path / "elsewhere.json", c.state_file)
+    with pytest.raises(CorruptState, match="corrupt state"):
+        Container.load(str(tmp_path), "c1")
+    Container(str(tmp_path), "c1").remove()  # what delete --force does last
+    assert os.listdir(tmp_path) == (["elsewhere.json"] if kind == "symlink" else [])

@@ -148,11 +148,15 @@ class Container:
             except FileNotFoundError:
                 raise PyruncError(f"container {cid} does not exist") from None
         try:
-            with open(c.state_file, "rb") as f:
+            fd = posix.open(c.state_file, posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_CLOEXEC)
+            with open(fd, "rb") as f:
                 text = f.read()
         except FileNotFoundError:
             c.unlock()
             raise PyruncError(f"container {cid} does not exist") from None
+        except OSError as e:  # a directory, a symlink (ELOOP), unreadable
+            c.unlock()
+            raise CorruptState(f"{c.state_file}: corrupt state ({e.strerror})") from None
         try:
             data = fastjson.loads(text)
         except (ValueError, RecursionError, SystemError):
@@ -234,10 +238,30 @@ class Container:
             return []
 
     def remove(self):
-        for name in posix.listdir(self.dir):
-            posix.unlink(paths.join(self.dir, name))
+        fd = posix.open(self.dir, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW |
+                        posix.O_CLOEXEC)
+        try:
+            _empty(fd)
+        finally:
+            posix.close(fd)
         posix.rmdir(self.dir)
         self.unlock()
+
+
+def _empty(dir_fd):
+    """Remove what a directory holds, through its fd: a symlink is removed, never followed
+    (a damaged container directory may hold anything)."""
+    for name in posix.listdir(dir_fd):
+        try:
+            posix.unlink(name, dir_fd=dir_fd)
+        except IsADirectoryError:
+            sub = posix.open(name, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW |
+                             posix.O_CLOEXEC, dir_fd=dir_fd)
+            try:
+                _empty(sub)
+            finally:
+                posix.close(sub)
+            posix.rmdir(name, dir_fd=dir_fd)
 
 
 def list_ids(root):
@@ -246,4 +270,14 @@ def list_ids(root):
         names = posix.listdir(root)
     except FileNotFoundError:
         return []
-    return sorted(n for n in names if paths.isfile(paths.join(root, n, "state.json")))
+    # any state.json, even one that is not a file: `list` shows it as corrupt
+    return sorted(n for n in names if ID_CHARS.issuperset(n) and n not in (".", "..")
+                  and _lexists(paths.join(root, n, "state.json")))
+
+
+def _lexists(path):
+    try:
+        posix.lstat(path)
+        return True
+    except OSError:
+        return False
