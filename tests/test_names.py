@@ -75,6 +75,12 @@ def _with(edit):
     (lambda c: c["process"].update(cwd="/\0"), "process.cwd"),
     (lambda c: c.update(hooks={"poststop": [{"path": "/bin/\0true"}]}),
      "hooks.poststop[0].path"),
+    (lambda c: c["process"].update(args=["/bin/s\0h"]), "process.args[0]"),
+    (lambda c: c["linux"]["namespaces"][0].update(path="/proc/1/ns/\0"),
+     "linux.namespaces[0].path"),
+    (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_ALLOW",
+                                          "listenerPath": "/x\0"}),
+     "linux.seccomp.listenerPath"),
 ])
 def test_a_config_fails_at_load_naming_the_json_path(edit, path):
     with pytest.raises(PyruncError) as e:

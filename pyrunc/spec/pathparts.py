@@ -5,8 +5,12 @@ from pyrunc import names
 
 
 def check(config):
-    if config.process is not None and config.process.cwd is not None:
-        names.check_path(config.process.cwd, "process.cwd")
+    process = config.process
+    if process is not None:
+        if process.cwd is not None:
+            names.check_path(process.cwd, "process.cwd")
+        if process.args:
+            names.check_path(process.args[0], "process.args[0]")
     for i, m in enumerate(config.mounts or ()):
         names.check_path(m.destination, f"mounts[{i}].destination")
         if m.source is not None:
@@ -19,6 +23,11 @@ def check(config):
     linux = config.linux
     if linux is None:
         return
+    for i, ns in enumerate(linux.namespaces or ()):
+        if ns.path is not None:
+            names.check_path(ns.path, f"linux.namespaces[{i}].path")
+    if linux.seccomp is not None and linux.seccomp.listenerPath is not None:
+        names.check_path(linux.seccomp.listenerPath, "linux.seccomp.listenerPath")
     for i, d in enumerate(linux.devices or ()):
         names.check_node_path(d.path, f"linux.devices[{i}].path")
     for key in linux.sysctl or {}:
