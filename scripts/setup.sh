@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(python3 python3-venv busybox-static libseccomp2 libseccomp-dev gcc libc6-dev
-          runc crun strace podman containerd uidmap iproute2 util-linux time)
+          runc crun strace podman containerd uidmap iproute2 util-linux time
+          docker.io containernetworking-plugins netavark aardvark-dns slirp4netns fuse-overlayfs)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     missing=()
     for p in "${PACKAGES[@]}"; do
