@@ -89,7 +89,7 @@ def split_argv(argv):
 
 ID = Arg("id", help="container id")
 CREATE_OPTS = [
-    Opt("-b --bundle", "str", default=".", help="bundle directory (default: .)"),
+    Opt("-b --bundle", "str", help="bundle directory (default: .)"),
     Opt("--pid-file", "str", help="write the init's pid here"),
     Opt("--console-socket", "str", help="unix socket to send the pty master to"),
     Opt("--no-pivot", help="chroot instead of pivot_root"),
@@ -124,7 +124,7 @@ def _tracer(prefix, log):
 
 
 def _create_kw(args):
-    return dict(bundle=args.bundle, pid_file=args.pid_file, console_socket=args.console_socket,
+    return dict(bundle=args.bundle or ".", pid_file=args.pid_file, console_socket=args.console_socket,
                 no_pivot=args.no_pivot, preserve_fds=args.preserve_fds)
 
 
@@ -136,7 +136,39 @@ def cmd_create(args, g, log):
 
 def cmd_run(args, g, log):
     from pyrunc.container.lifecycle import run
+    if bundle_argument(args):
+        args.bundle, args.id = args.id, generated_id(args.id)
+        if args.detach or args.keep:  # the only way to learn the id it will keep
+            sys.stderr.write(f"pyrunc: run: container {args.id}\n")
     return run(_opts(args, g, log, detach=args.detach, keep=args.keep, **_create_kw(args)))
+
+
+def bundle_argument(args):
+    """Whether `run`'s positional is a bundle directory (`pyrunc run bundle/`) rather than
+    runc's ID: it must hold config.json, and either be no valid id (a `/`, or . or ..), or,
+    without -b, the current directory (runc's default bundle) has no config.json, where
+    `runc run ID` could only fail."""
+    from pyrunc.container.state import check_id
+    word = args.id
+    try:
+        check_id(word)
+    except PyruncError:
+        if args.bundle is not None:
+            raise PyruncError(f"{word!r} is not a container id, and -b gives the bundle: "
+                              f"use `run -b BUNDLE ID` or `run BUNDLE_DIR`") from None
+        if not paths.isfile(paths.join(word, "config.json")):
+            raise PyruncError("neither a bundle directory (no config.json) nor a container "
+                              "id (letters, digits, _ + - .)") from None
+        return True
+    return (args.bundle is None and not paths.exists("config.json")
+            and paths.isfile(paths.join(word, "config.json")))
+
+
+def generated_id(bundle):
+    """The bundle directory's name, made a valid id, and 8 random hex digits."""
+    from pyrunc.container.state import ID_CHARS
+    name = "".join(c for c in paths.basename(paths.realpath(bundle)) if c in ID_CHARS)
+    return f"{name.strip('.') or 'bundle'}-{posix.urandom(4).hex()}"
 
 
 def cmd_start(args, g, log):
@@ -341,7 +373,9 @@ COMMANDS = {
     "run": (CREATE_OPTS + [Opt("-d --detach", help="do not wait for the container"),
                            Opt("--keep", help="do not delete it when it exits"),
                            Opt("--no-subreaper", hidden=True)],
-            [ID], cmd_run, "create and start a container"),
+            [Arg("id", help="container id; or a bundle directory (`run bundle/`: under a "
+                 "generated id, deleted when it exits)")],
+            cmd_run, "create and start a container"),
     "start": ([], [ID], cmd_start, "run the process of a created container"),
     "state": ([], [ID], cmd_state, "print a container's state as JSON"),
     "kill": ([Opt("-a --all", help="signal every process of it")],

@@ -89,3 +89,49 @@ def test_update_rejects_bad_values_in_one_line(argv, message):
     args, _ = cli.parse_command("update", argv + ["c1"])
     with pytest.raises(PyruncError, match=message):
         cli.update_resources(args)
+
+
+def _run_args(tmp_path, monkeypatch, argv):
+    monkeypatch.chdir(tmp_path)
+    opts, positionals, _, _ = cli.COMMANDS["run"]
+    return cli.parse(argv, opts, positionals, "pyrunc run")
+
+
+@pytest.mark.parametrize("argv, here, bundle", [
+    (["bundle/"], False, True),             # `pyrunc run bundle/`: never an id (a '/')
+    (["bundle/"], True, True),
+    (["bundle"], False, True),              # runc would find no ./config.json: a bundle
+    (["bundle"], True, False),              # runc's meaning: ./config.json, id "bundle"
+    (["-b", "bundle", "bundle"], False, False),  # runc's `run -b DIR ID`
+    (["other"], False, False),              # no ./other/config.json: an id (runc's error)
+])
+def test_run_takes_a_bundle_directory_where_runc_would_take_no_id(tmp_path, monkeypatch,
+                                                                  argv, here, bundle):
+    (tmp_path / "bundle").mkdir()
+    (tmp_path / "bundle" / "config.json").write_text("{}")
+    if here:
+        (tmp_path / "config.json").write_text("{}")
+    args = _run_args(tmp_path, monkeypatch, argv)
+    assert cli.bundle_argument(args) is bundle
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["nosuch/"], "neither a bundle directory"),
+    ([".."], "neither a bundle directory"),
+    (["-b", "bundle", "bundle/"], "-b gives the bundle"),
+])
+def test_run_with_a_path_that_is_no_bundle_says_why(tmp_path, monkeypatch, argv, message):
+    (tmp_path / "bundle").mkdir()
+    (tmp_path / "bundle" / "config.json").write_text("{}")
+    args = _run_args(tmp_path, monkeypatch, argv)
+    with pytest.raises(PyruncError, match=message):
+        cli.bundle_argument(args)
+
+
+def test_a_generated_id_is_valid_and_new(tmp_path):
+    from pyrunc.container.state import check_id
+    odd = tmp_path / "my bundle:1"
+    odd.mkdir()
+    first, second = cli.generated_id(str(odd) + "/"), cli.generated_id(str(odd))
+    assert check_id(first).startswith("mybundle1-") and first != second
+    assert cli.generated_id("/").startswith("bundle-")

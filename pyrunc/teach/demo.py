@@ -25,8 +25,11 @@ from pyrunc.errors import PyruncError
 from pyrunc.spec.defaults import default_spec
 from pyrunc.teach import verify
 
-ARTICLE = os.path.join(os.path.dirname(os.path.dirname(verify.PROBE_SOURCE)), "examples",
-                       "article")
+# an installed pyrunc carries a copy in the package (setup.py); the repository has examples/
+_PACKAGE = os.path.dirname(verify.PROBE_SOURCE)
+ARTICLE = next((d for d in (os.path.join(_PACKAGE, "examples", "article"),
+                            os.path.join(os.path.dirname(_PACKAGE), "examples", "article"))
+                if os.path.isdir(d)), os.path.join(_PACKAGE, "examples", "article"))
 
 SNIPPETS = (
     ("capabilities", "only CAP_NET_BIND_SERVICE, and no new privileges"),
@@ -108,8 +111,8 @@ def run(args):
                          "VM)\n")
         return 2
     if not os.path.isdir(ARTICLE):
-        sys.stderr.write(f"pyrunc demo: {ARTICLE}: missing (the demo runs from the "
-                         "repository)\n")
+        sys.stderr.write(f"pyrunc demo: {ARTICLE}: missing (a wheel carries it; a "
+                         "repository has examples/article)\n")
         return 2
     if args.keep:
         directory = os.path.abspath(args.keep)
