@@ -1,7 +1,8 @@
 """Fixtures for the integration tests: they run a real runtime as root and look at the kernel.
 
 PYRUNC_IT_RUNTIMES picks the runtimes (comma list; default "pyrunc"); "runc" validates the
-tests against the oracle. PYRUNC_IT_KEEP=1 keeps each test's directory for a post-mortem.
+tests against the oracle. PYRUNC_IT_PYRUNC is the pyrunc command to test (default the
+repository's bin/pyrunc; scripts/test-installed.sh gives a pip-installed one). PYRUNC_IT_KEEP=1 keeps each test's directory for a post-mortem.
 
 - the suite skips when not root, with the reason; under CI (CI=true) that is a failure. A
   missing tool (static busybox, gcc to build the probe, the runtime itself) always fails:
@@ -129,8 +130,9 @@ def runtime(request, workdir):
     name = request.param
     argv = itlib.runtime_command(name)
     if argv is None:
-        _missing(f"runtime {name} (PYRUNC_IT_RUNTIMES) not found: for pyrunc, bin/pyrunc or "
-                 f".venv/bin/pyrunc in the repository (pip install -e .)")
+        _missing(f"runtime {name} (PYRUNC_IT_RUNTIMES) not found: for pyrunc, "
+                 f"$PYRUNC_IT_PYRUNC, or bin/pyrunc or .venv/bin/pyrunc in the repository "
+                 f"(pip install -e .)")
     driver = itlib.Runtime(name, argv, workdir)
     yield driver
     problems = driver.cleanup()

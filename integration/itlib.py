@@ -134,6 +134,9 @@ def new_bundle(directory, probe, *words):
 def runtime_command(name):
     """argv prefix for runtime `name`, or None when it is not installed."""
     if name == "pyrunc":
+        chosen = os.environ.get("PYRUNC_IT_PYRUNC")  # an installed one (test-installed.sh)
+        if chosen:
+            return [chosen] if os.access(chosen, os.X_OK) else None
         for candidate in (os.path.join(REPO, "bin", "pyrunc"),
                           os.path.join(REPO, ".venv", "bin", "pyrunc")):
             if os.access(candidate, os.X_OK):

@@ -8,15 +8,27 @@ cd "$(dirname "$0")/.."
 PACKAGES=(python3 python3-venv busybox-static libseccomp2 libseccomp-dev gcc libc6-dev
           runc crun strace podman containerd uidmap iproute2 util-linux time
           docker.io containernetworking-plugins netavark aardvark-dns slirp4netns fuse-overlayfs)
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    missing=()
-    for p in "${PACKAGES[@]}"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+# only to check the Vagrantfile (scripts/check-vagrantfile.sh): no hypervisor, no recommends
+LEAN_PACKAGES=(vagrant vagrant-libvirt)
+missing_of() {
+    local p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"
     done
-    if [ ${#missing[@]} -gt 0 ]; then
-        echo "setup: installing ${missing[*]}"
+}
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    mapfile -t missing < <(missing_of "${PACKAGES[@]}")
+    mapfile -t lean < <(missing_of "${LEAN_PACKAGES[@]}")
+    if [ ${#missing[@]} -gt 0 ] || [ ${#lean[@]} -gt 0 ]; then
+        echo "setup: installing ${missing[*]} ${lean[*]}"
         apt-get update -qq
+    fi
+    if [ ${#missing[@]} -gt 0 ]; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+    if [ ${#lean[@]} -gt 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            "${lean[@]}" >/dev/null
     fi
 fi
 
