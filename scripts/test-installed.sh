@@ -23,10 +23,16 @@ rm -f "$tmp/src/pyrunc/_libc.py" "$tmp/src/pyrunc/_seccomp.py"
 wheel=$(echo "$tmp"/dist/pyrunc-*.whl)
 
 pythons=(/usr/bin/python3)
-other=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || true)
-if [ -n "$other" ] && [ "$(readlink -f "$other")" != "$(readlink -f /usr/bin/python3)" ]; then
-    pythons+=("$other")
-fi
+# the python3 on PATH, else pyenv's newest, when it is another one and new enough
+for other in "$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || true)" \
+             $(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/*/bin/python3 2>/dev/null | sort -rV); do
+    if [ -x "$other" ] && [ "$(readlink -f "$other")" != "$(readlink -f /usr/bin/python3)" ] \
+            && "$other" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+        pythons+=("$other")
+        break
+    fi
+done
+echo "test-installed: ${pythons[*]}"
 
 export PYRUNC_IT_RUNTIMES=pyrunc
 status=0
