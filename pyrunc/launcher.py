@@ -48,7 +48,7 @@ def main():
 def write(out, python, paths, comment):
     text = TEMPLATE.format(python=python, paths=list(paths), comment=comment)
     tmp = f"{out}.{posix.getpid()}.tmp"
-    with open(tmp, "w") as f:
+    with open(tmp, "x") as f:  # never through a planted file or symlink
         f.write(text)
     posix.chmod(tmp, 0o755)
     posix.rename(tmp, out)  # over pip's script, or a running launcher, atomically
