@@ -124,8 +124,9 @@ def _tracer(prefix, log):
 
 
 def _create_kw(args):
-    return dict(bundle=args.bundle or ".", pid_file=args.pid_file, console_socket=args.console_socket,
-                no_pivot=args.no_pivot, preserve_fds=args.preserve_fds)
+    return dict(bundle=args.bundle or ".", pid_file=args.pid_file,
+                console_socket=args.console_socket, no_pivot=args.no_pivot,
+                preserve_fds=args.preserve_fds)
 
 
 def cmd_create(args, g, log):
