@@ -84,8 +84,7 @@ def step_hostname(ctx):
 def step_sysctl(ctx):
     for key, value in ctx.setting("sysctl").items():
         try:
-            with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
-                f.write(value)
+            process.write_proc("sys/" + key.replace(".", "/"), value)
         except OSError as e:
             raise PyruncError(f"write {key}: {e.strerror}", path=f"linux.sysctl.{key}",
                               errno=e.errno) from None

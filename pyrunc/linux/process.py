@@ -23,9 +23,24 @@ def set_rlimits(rlimits):
                               path=f"process.rlimits[{i}]", step="rlimits") from None
 
 
+def write_proc(rel, value):
+    """Write value to /proc/REL without leaving /proc's own mount (CVE-2025-52881): a mount
+    raced over a file under /proc (another container sharing ours can make one) would
+    otherwise take the write, e.g. to the host's core_pattern. No magic links either."""
+    proc = posix.open("/proc", posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
+    try:
+        fd = sc.openat2(proc, rel, posix.O_WRONLY | posix.O_CLOEXEC,
+                        sc.RESOLVE_NO_XDEV | sc.RESOLVE_NO_MAGICLINKS)
+    finally:
+        posix.close(proc)
+    try:
+        posix.write(fd, value.encode())
+    finally:
+        posix.close(fd)
+
+
 def set_oom_score_adj(value):
-    with open("/proc/self/oom_score_adj", "w") as f:
-        f.write(str(value))
+    write_proc("self/oom_score_adj", str(value))
 
 
 def switch_user(user):
