@@ -96,6 +96,22 @@ def assert_no_host_fd(entries, who):
         assert kind != "reg" or link.startswith("/memfd:"), f"{who}: fd {fd} -> {link}"
 
 
+@pytest.mark.parametrize("how", ["run", "exec"])
+def test_the_process_inherits_no_ignored_signal(runtime, bundle, how):
+    """Python ignores SIGPIPE and SIGXFSZ; the container's process must not (runc: none)."""
+    b = bundle.make("b")
+    b.config["process"]["args"] = ["grep", "SigIgn", "/proc/self/status"]
+    if how == "run":
+        proc = runtime.run(b, itlib.new_id())
+    else:
+        b.config["process"]["args"] = ["sleep", "30"]
+        cid = itlib.new_id()
+        assert runtime.create(b, cid).returncode == 0
+        proc = runtime.cmd("exec", cid, "grep", "SigIgn", "/proc/self/status")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["SigIgn:", "0" * 16]
+
+
 def test_runtime_processes_expose_no_host_binary_or_fd(runtime, bundle, workdir,
                                                         attacker_binary):
     """The waiting init (created state) and an exec child, seen from inside by a holder of

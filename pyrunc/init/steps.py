@@ -215,6 +215,7 @@ def step_cwd(ctx):
 
 
 def step_resolve_exec(ctx):
+    process.default_signals()  # here: a seccomp filter may refuse rt_sigaction later
     env = process.with_home(list(ctx.process.env or []), ctx.process.user.uid)
     args = ctx.process.args
     path = process.find_executable(args[0], env, ctx.process.cwd)

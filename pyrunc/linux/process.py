@@ -39,6 +39,14 @@ def write_proc(rel, value):
         posix.close(fd)
 
 
+def default_signals():
+    """Python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across execve:
+    the container's process gets the defaults, as from runc."""
+    import _signal
+    for sig in (_signal.SIGPIPE, _signal.SIGXFSZ):
+        _signal.signal(sig, _signal.SIG_DFL)
+
+
 def set_oom_score_adj(value):
     write_proc("self/oom_score_adj", str(value))
 
