@@ -89,3 +89,18 @@ def test_a_sysctl_write_does_not_follow_a_mount_raced_over_proc(runtime, bundle)
     assert proc.returncode != 0
     assert "linux.sysctl.kernel.domainname" in proc.stderr, proc.stderr
     assert "Invalid cross-device link" in proc.stderr, proc.stderr
+
+
+@pytest.mark.pyrunc_only("runc refuses a /proc symlink at mount time (CVE-2023-27561)")
+def test_a_sysctl_write_does_not_follow_a_proc_symlink(runtime, bundle):
+    """CVE-2019-16884 / 2023-27561: /proc a symlink elsewhere (there, runc's LSM labels
+    went to a fake procfs). pyrunc has no LSM to write; its /proc writes refuse the link."""
+    b = bundle.make("b")
+    b.config["process"]["args"] = ["true"]
+    b.config["linux"]["sysctl"] = {"kernel.domainname": "linked"}
+    os.rmdir(os.path.join(b.rootfs, "proc"))
+    os.mkdir(os.path.join(b.rootfs, "elsewhere"))
+    os.symlink("/elsewhere", os.path.join(b.rootfs, "proc"))
+    proc = runtime.run(b, itlib.new_id())
+    assert proc.returncode != 0
+    assert "linux.sysctl.kernel.domainname" in proc.stderr, proc.stderr

@@ -26,8 +26,10 @@ def set_rlimits(rlimits):
 def write_proc(rel, value):
     """Write value to /proc/REL without leaving /proc's own mount (CVE-2025-52881): a mount
     raced over a file under /proc (another container sharing ours can make one) would
-    otherwise take the write, e.g. to the host's core_pattern. No magic links either."""
-    proc = posix.open("/proc", posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
+    otherwise take the write, e.g. to the host's core_pattern. No magic links either, and
+    /proc itself must not be a symlink (CVE-2019-16884's /proc elsewhere)."""
+    proc = posix.open("/proc", posix.O_PATH | posix.O_DIRECTORY | posix.O_NOFOLLOW
+                      | posix.O_CLOEXEC)
     try:
         fd = sc.openat2(proc, rel, posix.O_WRONLY | posix.O_CLOEXEC,
                         sc.RESOLVE_NO_XDEV | sc.RESOLVE_NO_MAGICLINKS)
