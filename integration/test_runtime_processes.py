@@ -3,8 +3,8 @@
 A container holding CAP_SYS_PTRACE without a user namespace can look at every process of
 the runtime in its pid namespace: the init waiting for `start`, and the child of each
 `exec` until its execve. integration/attacker.c, run inside, lists their fds, tries to walk
-to the host through them (a host /proc fd gives /proc/1/fd/N/1/root/...) and through their
-root, and reopens their /proc/PID/exe for writing once they have exec'd (CVE-2019-5736).
+to the host through them (a host /proc fd gives /proc/1/fd/N/<host pid>/root/...: the
+test's own pid) and through their root, and reopens their /proc/PID/exe for writing once they have exec'd (CVE-2019-5736).
 The runtime under attack is a copy of its binary (for pyrunc: of the interpreter), never
 the host's: the test checks from the host that the copy is unchanged.
 """
@@ -131,8 +131,9 @@ def test_runtime_processes_expose_no_host_binary_or_fd(runtime, bundle, workdir,
         assert proc.returncode == 0, proc.stderr
         with open(os.path.join(workdir, "exec.err"), "w+") as err:
             # a file, not a pipe: the attacker keeps its stdio
-            proc = runtime.cmd("exec", "-d", cid, "/attacker", "/attack.log", hostmark, "/stop",
-                               "20", stdout=subprocess.DEVNULL, stderr=err)
+            proc = runtime.cmd("exec", "-d", cid, "/attacker", "/attack.log", hostmark,
+                               str(os.getpid()), "/stop", "20", stdout=subprocess.DEVNULL,
+                               stderr=err)
             err.seek(0)
             assert proc.returncode == 0, err.read()
         text = wait_for(log, lambda t: "exe-open 1 " in t)
