@@ -279,9 +279,13 @@ def openat2(dirfd, path, flags, resolve, mode=0):
                    what=f"open {path}")
 
 
-def close_range(first, last):
-    """Close every fd from first to last (close_range(2), Linux 5.9)."""
-    syscall(SYS_close_range, first, last, 0, what="close_range")
+def close_from(first, keep=()):
+    """Close every fd from `first` up but those in `keep` (close_range(2), Linux 5.9)."""
+    for fd in sorted(fd for fd in keep if fd is not None and fd >= first):
+        if fd > first:
+            syscall(SYS_close_range, first, fd - 1, 0, what="close_range")
+        first = fd + 1
+    syscall(SYS_close_range, first, 0xFFFFFFFF, 0, what="close_range")
 
 
 AT_EMPTY_PATH = 0x1000

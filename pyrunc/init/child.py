@@ -58,14 +58,9 @@ def close_inherited(ctx):
     """Close every fd of the runtime's the children do not need (its log file, what its
     caller left open): the container may see them from the init's or C2's first instant
     (a pid namespace joined by path, `exec`). Stdio and --preserve-fds stay."""
-    keep = {ctx.channel.fileno(), ctx.console_fd, *(ctx.idmap_fds or {}).values(),
-            *ctx.ns.joins.values()}
-    first = 3 + ctx.preserve_fds
-    for fd in sorted(fd for fd in keep if fd is not None and fd >= first):
-        if fd > first:
-            sc.close_range(first, fd - 1)
-        first = fd + 1
-    sc.close_range(first, 0xFFFFFFFF)
+    sc.close_from(3 + ctx.preserve_fds, keep=(
+        ctx.channel.fileno(), ctx.console_fd, *(ctx.idmap_fds or {}).values(),
+        *ctx.ns.joins.values()))
 
 
 def c1_main(ctx):

@@ -10,6 +10,7 @@ The init (C2) runs INIT_STEPS for `create`, or EXEC_STEPS for `exec` into a runn
 container. Only the init imports this module, first thing after its fork (child.py): the
 parent never needs rootfs, dmz, net or process, and keeps a smaller memory without them.
 """
+import fcntl
 import posix
 
 from pyrunc import syscalls as sc
@@ -245,13 +246,7 @@ def step_close_fds(ctx):
     first = 3 + ctx.preserve_fds
     for fd in range(3, first):
         posix.set_inheritable(fd, True)
-    keep = ctx.channel.fileno()
-    if keep >= first:
-        if keep > first:
-            sc.close_range(first, keep - 1)
-        sc.close_range(keep + 1, 0xFFFFFFFF)
-    else:
-        sc.close_range(first, 0xFFFFFFFF)
+    sc.close_from(first, keep=(ctx.channel.fileno(),))
 
 
 PIPE_PAGE = 4096
@@ -266,9 +261,8 @@ def step_wait_for_start(ctx):
     # means exec'd; text after the "0" is an error.
     ctx.channel.send("fifo")
     (fd,) = ctx.channel.expect("fifo_done")["fds"]
-    import fcntl
     try:
-        fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_PAGE)
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_PAGE)
     except OSError:
         pass  # over the user's pipe quota: a bigger buffer to fill, the same wait
     posix.set_blocking(fd, False)
@@ -286,9 +280,6 @@ def step_wait_for_start(ctx):
     ctx.channel.close()
     ctx.fifo_write_fd = fd
     posix.write(fd, b"0")  # blocks until `pyrunc start` reads the padding
-
-
-F_SETPIPE_SZ = 1031
 
 
 def step_start_hooks(ctx):

@@ -1,4 +1,5 @@
 """The container process: rlimits, user and groups, cwd, env, the executable, oom score."""
+import _signal
 import posix
 from _stat import S_ISDIR, S_ISREG
 
@@ -44,7 +45,6 @@ def write_proc(rel, value):
 def default_signals():
     """Python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across execve:
     the container's process gets the defaults, as from runc."""
-    import _signal
     for sig in (_signal.SIGPIPE, _signal.SIGXFSZ):
         _signal.signal(sig, _signal.SIG_DFL)
 
