@@ -3,7 +3,8 @@
  * the runtime (any process whose executable is not the container's: /bin/busybox or this
  * program) and, for each one:
  *   - stops it (SIGSTOP) to look at it calmly, then lets it go on (SIGCONT);
- *   - lists its fds:                        "fd PID N TYPE LINK"
+ *   - lists its fds:                        "fd PID N TYPE WHERE LINK", WHERE "in" when
+ *     LINK, looked up from here, is the same file (the container's), else "out"
  *   - tries to walk to the host through them and through its root (a host /proc fd gives
  *     /proc/PID/fd/N/HOSTPID/root/...):     "WALK PID HOW" on success
  *   - opens /proc/PID/exe and, once the process has exec'd or is gone, reopens that for
@@ -68,7 +69,9 @@ static void look_at(int pid, const char *exe) {
         ssize_t r = readlink(fp, link, sizeof link - 1);
         link[r < 0 ? 0 : r] = 0;
         const char *t = stat(fp, &st) == 0 ? type_of(st.st_mode) : "gone";
-        fprintf(out, "fd %d %s %s %s\n", pid, e->d_name, t, link);
+        struct stat here;
+        int in = stat(link, &here) == 0 && here.st_dev == st.st_dev && here.st_ino == st.st_ino;
+        fprintf(out, "fd %d %s %s %s %s\n", pid, e->d_name, t, in ? "in" : "out", link);
         char how[300];
         snprintf(how, sizeof how, "fd/%s", e->d_name);
         try_walk(pid, fp, how);
