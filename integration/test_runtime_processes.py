@@ -5,8 +5,9 @@ the runtime in its pid namespace: the init waiting for `start`, and the child of
 `exec` until its execve. integration/attacker.c, run inside, lists their fds, tries to walk
 to the host through them (a host /proc fd gives /proc/1/fd/N/<host pid>/root/...: the
 test's own pid) and through their root, and reopens their /proc/PID/exe for writing once
-they have exec'd (CVE-2019-5736). The runtime under attack is a copy of its binary (for pyrunc: of the interpreter), never
-the host's: the test checks from the host that the copy is unchanged.
+they have exec'd (CVE-2019-5736). The runtime under attack is a copy of its binary (for
+pyrunc: of the interpreter), never the host's: the test checks from the host that the copy
+is unchanged.
 """
 import hashlib
 import os
