@@ -60,3 +60,37 @@ def test_the_readonly_clone_refuses_writes():
         assert e.value.errno in (30, 26)  # EROFS (ETXTBSY if checked first: it runs)
     finally:
         os.close(fd)
+
+
+REEXEC = """
+import posix, sys
+sys.path[:0] = {path!r}
+from pyrunc.linux import sealed
+if sealed.running_sealed():
+    print(posix.readlink("/proc/self/exe"), sys.argv[1:], sep="|")
+    raise SystemExit(0)
+if {no_clone!r}:
+    def refuse(path):
+        raise OSError(38, "open_tree: Function not implemented")
+    sealed.readonly_clone = refuse
+sealed.reexec(sys.orig_argv)
+"""
+
+
+@pytest.mark.parametrize("no_clone", [False, True])
+def test_reexec_runs_the_same_command_sealed(no_clone, tmp_path):
+    """The whole re-exec: same argv, the interpreter finds its stdlib and ours, and it runs
+    from the read-only clone, or from the sealed memfd where open_tree fails."""
+    if not no_clone and os.geteuid() != 0:
+        pytest.skip("open_tree(OPEN_TREE_CLONE) needs root")
+    import subprocess
+    script = tmp_path / "s.py"
+    script.write_text(REEXEC.format(path=sys.path, no_clone=no_clone))
+    out = subprocess.run([os.path.realpath(sys.executable), "-IS", str(script), "a b", "c"],
+                         capture_output=True, text=True, check=True).stdout
+    exe, argv = out.split("|")
+    assert argv.strip() == "['a b', 'c']"
+    if no_clone:
+        assert exe.startswith("/memfd:pyrunc-sealed")
+    else:
+        assert exe == "/" + os.path.basename(os.path.realpath(sys.executable))
