@@ -18,6 +18,10 @@ Sections (--only takes their names, comma-separated):
   rss        peak RSS of the runtime command (GNU time's %M) for `run` plain and hardened
   state      `state` and `list` with 10, 100, 1,000 and 3,000 containers' state present
   concurrent 50 containers created and started at once (50 `create && start` chains)
+  ptrace     `run` of `true` on the plain bundle with CAP_SYS_PTRACE in every set: pyrunc
+             then re-executes itself from a read-only clone of its interpreter
+             (pyrunc/linux/sealed.py), runc always runs from its cloned binary
+  exec       `exec ID true` into a running container of the plain bundle (`sleep`)
 
 What is timed: from fork to reaping of the runtime command, measured by this script
 (Popen and a blocking wait: subprocess.run(timeout=) polls with sleeps of up to 50 ms,
@@ -86,7 +90,7 @@ REPO = os.path.dirname(HERE)
 RESULTS = os.path.join(HERE, "results")
 ARTICLE_SECCOMP = os.path.join(REPO, "tests", "data", "article_seccomp.json")
 OCI_VERSION = "1.0.2-dev"
-SECTIONS = ("run", "hardened", "lifecycle", "rss", "state", "concurrent")
+SECTIONS = ("run", "hardened", "lifecycle", "rss", "state", "concurrent", "ptrace", "exec")
 STATE_SIZES = (10, 100, 1000, 3000)
 CONCURRENT = 50
 
@@ -96,11 +100,11 @@ PR_SET_CHILD_SUBREAPER = 36
 # (rounds, warm-up rounds) per section, full and --quick
 ROUNDS = {
     "run": (30, 3), "hardened": (30, 3), "lifecycle": (20, 2), "rss": (5, 1),
-    "state": (20, 2), "concurrent": (3, 0),
+    "state": (20, 2), "concurrent": (3, 0), "ptrace": (30, 3), "exec": (30, 3),
 }
 QUICK_ROUNDS = {
     "run": (6, 1), "hardened": (6, 1), "lifecycle": (5, 1), "rss": (2, 0),
-    "state": (5, 1), "concurrent": (1, 0),
+    "state": (5, 1), "concurrent": (1, 0), "ptrace": (6, 1), "exec": (6, 1),
 }
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -370,6 +374,15 @@ def summary(samples):
 # -- bundles
 
 
+def _with_ptrace(config):
+    for key in ("bounding", "effective", "permitted"):
+        config["process"]["capabilities"][key].append("CAP_SYS_PTRACE")
+
+
+def _sleeping(config):
+    config["process"]["args"] = ["sleep", "3600"]
+
+
 def make_bundles(scratch, pyrunc):
     env = _environ()
     plain = os.path.join(scratch, "bundle-plain")
@@ -396,11 +409,21 @@ def make_bundles(scratch, pyrunc):
     hardened["linux"]["seccomp"] = seccomp
     with open(os.path.join(hard, "config.json"), "w") as f:
         json.dump(hardened, f, indent="\t")
+    for name, change in (("ptrace", _with_ptrace), ("sleep", _sleeping)):
+        variant = json.loads(json.dumps(config))
+        change(variant)
+        variant["root"]["path"] = os.path.join(plain, "rootfs")  # runc refuses a symlink
+        path = os.path.join(scratch, f"bundle-{name}")
+        os.mkdir(path)
+        with open(os.path.join(path, "config.json"), "w") as f:
+            json.dump(variant, f, indent="\t")
     names = sum(len(r["names"]) for r in seccomp["syscalls"])
     ns = [n["type"] for n in hardened["linux"]["namespaces"]]
     desc = {
         "plain": "pyrunc bundle DIR -- true (busybox rootfs, default config), "
                  f"ociVersion {OCI_VERSION}",
+        "ptrace": "plain + CAP_SYS_PTRACE in bounding, effective, permitted",
+        "sleep": "plain running sleep 3600 (the container `exec` enters)",
         "hardened": f"pyrunc spec --hardened + article seccomp allow-list "
                     f"({names} names in {len(seccomp['syscalls'])} rules, default "
                     f"{seccomp['defaultAction']}), caps "
@@ -476,6 +499,27 @@ class Bench:
                     cpus[name].append(cpu)
         self.results[key] = {name: dict(summary(walls[name]), cpu=summary(cpus[name]))
                              for name in walls}
+
+    def exec_into(self, bundle):
+        """`exec ID true` into one running container per runtime."""
+        rounds, warm = self.rounds["exec"]
+        cids = {}
+        for rt in self.rts:
+            cids[rt.name] = self.new_id("e")
+            rt.run("run", "-d", "-b", bundle, cids[rt.name])
+        walls = {rt.name: [] for rt in self.rts}
+        try:
+            for i in range(warm + rounds):
+                for rt in rotated(self.rts, i):
+                    wall, _ = timed(rt, ("exec", cids[rt.name], "true"))
+                    reap_orphans()
+                    if i >= warm:
+                        walls[rt.name].append(wall)
+        finally:
+            for rt in self.rts:
+                rt.run("delete", "--force", cids[rt.name], check=False)
+            reap_orphans()
+        self.results["exec"] = {k: summary(v) for k, v in walls.items()}
 
     def lifecycle(self, bundle):
         rounds, warm = self.rounds["lifecycle"]
@@ -754,6 +798,10 @@ def rows_of(results):
             rows.append((f"list, {n} containers", per, "ms"))
     if "concurrent" in results:
         rows.append((f"{CONCURRENT} x create+start at once (wall)", results["concurrent"], "ms"))
+    if "ptrace" in results:
+        rows.append(("run true, CAP_SYS_PTRACE (sealed)", results["ptrace"], "ms"))
+    if "exec" in results:
+        rows.append(("exec true into a running container", results["exec"], "ms"))
     return rows
 
 
@@ -972,6 +1020,10 @@ def main(argv=None):
                 bench.state_list(plain)
             elif sec == "concurrent":
                 bench.concurrent(plain)
+            elif sec == "ptrace":
+                bench.run_section("ptrace", os.path.join(scratch, "bundle-ptrace"))
+            elif sec == "exec":
+                bench.exec_into(os.path.join(scratch, "bundle-sleep"))
     except (BenchError, subprocess.SubprocessError, OSError) as e:
         error = str(e)
         log(f"error: {e}")

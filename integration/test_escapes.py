@@ -6,6 +6,7 @@ class and checks from the host that it failed.
 - CVE-2021-30465: a symlink in the rootfs sends a mount destination outside the rootfs.
 - CVE-2024-21626: process.cwd through a file descriptor the runtime left open
   (/proc/self/fd/N) puts the container's cwd on the host.
+- CVE-2022-29162: `exec --cap` gave inheritable capabilities.
 """
 import hashlib
 import os
@@ -66,3 +67,17 @@ def test_cwd_through_a_runtime_fd_is_refused(runtime, bundle, fd):
         assert not report["cwd"].startswith("(unreachable)")
     elif runtime.name == "pyrunc":
         assert "process.cwd" in proc.stderr, proc.stderr
+
+
+def test_exec_caps_are_not_inheritable(runtime, bundle):
+    """CVE-2022-29162: `exec --cap` must not put capabilities in the inheritable set (a
+    file with inheritable capabilities would then gain them across execve)."""
+    b = bundle.make("b")
+    b.config["process"]["args"] = ["sleep", "30"]
+    cid = itlib.new_id()
+    assert runtime.create(b, cid).returncode == 0
+    proc = runtime.cmd("exec", "--cap", "CAP_SYS_ADMIN", cid, "grep", "Cap", "/proc/self/status")
+    assert proc.returncode == 0, proc.stderr
+    fields = dict(line.split(":") for line in proc.stdout.splitlines())
+    assert int(fields["CapInh"], 16) == 0
+    assert int(fields["CapEff"], 16) & (1 << 21)  # CAP_SYS_ADMIN: the flag did apply

@@ -74,9 +74,10 @@ SYS_close_range = 436
 SYS_openat2 = 437
 SYS_mount_setattr = 442
 
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_NO_SYMLINKS = 0x04
 RESOLVE_IN_ROOT = 0x10
-CLOSE_RANGE_CLOEXEC = 1 << 2
 
 _FLAG_NAMES = {
     CLONE_NEWNS: "CLONE_NEWNS", CLONE_NEWCGROUP: "CLONE_NEWCGROUP", CLONE_NEWUTS: "CLONE_NEWUTS",
@@ -278,9 +279,13 @@ def openat2(dirfd, path, flags, resolve, mode=0):
                    what=f"open {path}")
 
 
-def close_range_cloexec(first):
-    """Mark every fd from `first` up close-on-exec (close_range(2), Linux 5.11)."""
-    syscall(SYS_close_range, first, 0xFFFFFFFF, CLOSE_RANGE_CLOEXEC, what="close_range")
+def close_from(first, keep=()):
+    """Close every fd from `first` up but those in `keep` (close_range(2), Linux 5.9)."""
+    for fd in sorted(fd for fd in keep if fd is not None and fd >= first):
+        if fd > first:
+            syscall(SYS_close_range, first, fd - 1, 0, what="close_range")
+        first = fd + 1
+    syscall(SYS_close_range, first, 0xFFFFFFFF, 0, what="close_range")
 
 
 AT_EMPTY_PATH = 0x1000

@@ -10,8 +10,8 @@ import posix
 from pyrunc import fastjson
 from pyrunc import syscalls as sc
 from pyrunc.container.lifecycle import (
-    _reap, _stored_config, connect_console, drive, prepare_process, wait_forwarding,
-    write_pid_file)
+    _reap, _stored_config, connect_console, drive, prepare_process, run_sealed_if_needed,
+    wait_forwarding, write_pid_file)
 from pyrunc.container.state import Container
 from pyrunc.errors import PyruncError
 from pyrunc.linux.namespaces import PROC_NAMES, Plan
@@ -66,6 +66,27 @@ def join_plan(config, init_pid):
     return Plan(0, joins)
 
 
+def guard_ptrace(container, config, proc, status):
+    """A process that may hold CAP_SYS_PTRACE (host's) must find no pyrunc process in the
+    container running the host's interpreter (linux/sealed.py): this one and every later
+    `exec` run sealed (state.json's sealedRuntime), and a created container whose waiting
+    init is not sealed is refused until it has started."""
+    from pyrunc.linux import sealed
+    in_userns = any(n.type == "user" for n in (config.linux.namespaces if config.linux
+                                               else None) or ())
+    data = container.data
+    if not in_userns and sealed.may_ptrace(proc.capabilities) and not data.get("sealedRuntime"):
+        if status == "created":
+            container.unlock()
+            raise PyruncError("this process may hold CAP_SYS_PTRACE, and the container's init "
+                              "waits in the host's interpreter (created without that "
+                              "capability): start the container first", step="sealed")
+        data["sealedRuntime"] = True
+        container.save()
+    caps = [config.process.capabilities, proc.capabilities]
+    run_sealed_if_needed(config, *caps + ([None] if data.get("sealedRuntime") else []))
+
+
 def exec_process(opts, args):
     from pyrunc.init.child import fork_init
     from pyrunc.init.context import Channel, Context
@@ -81,6 +102,7 @@ def exec_process(opts, args):
     config = _stored_config(container, raw)
     proc, warnings = load_process(process_dict(args, raw.get("process") or {}),
                                   strict=opts.strict)
+    guard_ptrace(container, config, proc, status)
     ctx = Context(config, container.data["bundle"], opts.id)
     ctx.process = proc
     ctx.exec_mode = True

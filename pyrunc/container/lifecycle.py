@@ -6,6 +6,7 @@ directory is removed), then raises the PyruncError that explains it.
 """
 import _signal
 import posix
+import sys
 import time
 
 from pyrunc import fastjson, paths
@@ -34,6 +35,7 @@ class Options:
         self.debug = False
         self.log = None  # Log (see cli.py): .warning(text), .debug(text)
         self.console_pair = None  # run in the foreground: our end of an internal console
+        self.sealed = False  # this command runs from a sealed interpreter (linux/sealed.py)
         self.__dict__.update(kw)
 
 
@@ -45,18 +47,38 @@ def load_for_create(opts):
     from pyrunc.spec import load_config, read_config
     bundle = paths.abspath(opts.bundle or ".")
     raw = read_config(bundle)
+    actions = []
     if opts.policy is not None:
         from pyrunc.policy import load_policy
         load_config(raw, opts.strict)  # a malformed config fails as such, not as a policy
         raw, actions = load_policy(opts.policy).apply(raw)
-        for line in actions:
-            opts.log.warning(line)
     config, warnings = load_config(raw, opts.strict)
-    for w in warnings:
-        opts.log.warning(w)
     if config.process is None:
         raise PyruncError("required to create a container", path="process", step="load")
+    # before any warning is logged: the re-executed command logs them
+    opts.sealed = run_sealed_if_needed(config, config.process.capabilities)
+    for w in list(actions) + warnings:
+        opts.log.warning(w)
     return bundle, config, raw
+
+
+def run_sealed_if_needed(config, *capabilities):
+    """Re-execute this command from an interpreter nobody can write when the container's
+    processes may ptrace pyrunc's (linux/sealed.py); True when it runs sealed."""
+    from pyrunc.linux import sealed
+    joined = {n.type: n.path for n in (config.linux.namespaces if config.linux else None) or ()}
+    if not sealed.needed(any(sealed.may_ptrace(c) for c in capabilities), "user" in joined,
+                         joined.get("pid") is not None):
+        return False
+    if not sealed.running_sealed():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            sealed.reexec(sys.orig_argv)
+        except OSError as e:
+            raise PyruncError(f"cannot run from a sealed interpreter: {e.strerror}",
+                              step="sealed") from None
+    return True
 
 
 def prepare(opts, bundle, config, ctx):
@@ -199,10 +221,11 @@ def create(opts):
             # copy that start, delete and exec read, and exec.fifo, whose fds the init asks
             # for ("fifo") before it reports ready
             write_private(container.config_file, fastjson.dumps(raw))
-            posix.mkfifo(container.fifo)
-            posix.chmod(container.fifo, 0o622)  # the init may run as any user; not the umask's
-            ctx.fifo_fd = posix.open(container.fifo, posix.O_PATH | posix.O_CLOEXEC)
-            ctx.proc_fd = posix.open("/proc", posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
+            posix.mkfifo(container.fifo, 0o600)
+            posix.chmod(container.fifo, 0o600)  # not the umask's
+            # read-write: opening it never blocks, and the init, which gets this fd, needs
+            # no path (nor a host /proc) to reopen it later
+            ctx.fifo_fd = posix.open(container.fifo, posix.O_RDWR | posix.O_CLOEXEC)
             init_pid = drive(parent, ctx, c1, init_pid, config, until="ready")
             timing.lap("init ready")
             start_time, _ = proc_start_time(init_pid)
@@ -210,6 +233,7 @@ def create(opts):
                                   pidStartTime=start_time, rootfs=ctx.rootfs,
                                   created=now_rfc3339(), owner="",
                                   terminal=bool(config.process.terminal),
+                                  sealedRuntime=opts.sealed,
                                   hookKinds=[k for k in ("poststart", "poststop")
                                              if config.hooks and getattr(config.hooks, k)],
                                   cgroupPaths=ctx.cgroup.dirs if ctx.cgroup else None)
@@ -219,9 +243,8 @@ def create(opts):
             parent.send("saved")
             timing.lap("state saved")
         finally:
-            for fd in (ctx.fifo_fd, ctx.proc_fd):
-                if fd is not None:
-                    posix.close(fd)
+            if ctx.fifo_fd is not None:
+                posix.close(ctx.fifo_fd)
             parent.close()
             if c1 is not None:
                 _reap(c1)
@@ -272,7 +295,7 @@ def drive(channel, ctx, c1, init_pid, config, until):
         elif kind == "cgroups":
             channel.send("cgroups_done")  # the cgroups step ran before this loop
         elif kind == "fifo":
-            channel.send("fifo_done", fds=(ctx.fifo_fd, ctx.proc_fd))
+            channel.send("fifo_done", fds=(ctx.fifo_fd,))
         elif kind == "hooks":
             from pyrunc.linux import hooks
             state = dict(ctx.state, status="creating", pid=init_pid)
@@ -345,7 +368,8 @@ def start_created(container, opts):
     """Release the init from exec.fifo, wait until it exec'd, run the poststart hooks."""
     fd = posix.open(container.fifo, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
     try:
-        output = _read_until_exec(fd, container.pid)
+        # the init's padding first (steps.step_wait_for_start says why)
+        output = _read_until_exec(fd, container.pid).lstrip(b"\0")
     finally:
         posix.close(fd)
         posix.unlink(container.fifo)

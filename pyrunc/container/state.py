@@ -131,7 +131,7 @@ class Container:
         paths.makedirs(root, 0o700)
         check_root(root)
         try:
-            posix.mkdir(c.dir, 0o711)  # not 0700: the init, as any user, reaches exec.fifo
+            posix.mkdir(c.dir, 0o711)  # as runc's container directories: clients traverse it
         except FileExistsError:
             raise PyruncError(f"container {cid} already exists") from None
         posix.chmod(c.dir, 0o711)  # mkdir's mode passed through the umask

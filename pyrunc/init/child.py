@@ -4,7 +4,9 @@ A new user namespace must be made by a process that then lives in it, and the na
 made after it belong to it: C1 does that, then forks C2, the init. Without a user
 namespace the parent itself enters the pid and time namespaces for its next child (for
 these two, unshare and setns only change where children go) and forks the init directly:
-one fork and one process fewer, as crun does with clone(2).
+one fork and one process fewer, as crun does with clone(2). `exec` always goes through C1:
+the process in the container's pid namespace is forked only after the mount namespace is
+joined (never with the host's root or cwd).
 
 No child returns: each ends in posix._exit or execve. Errors travel to the parent over the
 channel as (message, JSON path, step, errno); the parent prints one line and cleans up.
@@ -21,10 +23,14 @@ from pyrunc.linux import namespaces
 def fork_init(ctx, in_child):
     """Fork the child of create/exec; in_child() runs first in it (closing the parent's
     ends). Returns (C1's pid or None, the init's pid or None: C1 reports it later)."""
-    if ctx.ns.has("user"):
+    if ctx.ns.has("user") or ctx.exec_mode:
+        # `exec` always forks C1 first: it joins every namespace (the mount one included)
+        # from the host's pid namespace, so the process the container can see never has
+        # the host's root, cwd or fds
         c1 = posix.fork()
         if c1 == 0:
             in_child()
+            close_inherited(ctx)
             c1_main(ctx)
         return c1, None
     # the init is visible in the container's pid namespace from the fork on: it must never
@@ -39,6 +45,7 @@ def fork_init(ctx, in_child):
             for fd in (ctx.runtime_ns or {}).values():
                 posix.close(fd)  # the runtime's own pid and time namespaces: not the init's
             ctx.runtime_ns = None
+            close_inherited(ctx)
             c2_main(ctx, NAMESPACE_STEPS)
     finally:
         if ctx.runtime_ns is not None:
@@ -47,12 +54,23 @@ def fork_init(ctx, in_child):
     return None, pid
 
 
+def close_inherited(ctx):
+    """Close every fd of the runtime's the children do not need (its log file, what its
+    caller left open): the container may see them from the init's or C2's first instant
+    (a pid namespace joined by path, `exec`). Stdio and --preserve-fds stay."""
+    sc.close_from(3 + ctx.preserve_fds, keep=(
+        ctx.channel.fileno(), ctx.console_fd, *(ctx.idmap_fds or {}).values(),
+        *ctx.ns.joins.values()))
+
+
 def c1_main(ctx):
     """Never returns: whatever happens, this process ends here, not in the caller's code."""
     try:
         sc.role = "child"
         # nothing in the container may ptrace or open /proc/PID/* of the runtime
         sc.prctl(sc.PR_SET_DUMPABLE, 0, what="prctl PR_SET_DUMPABLE")
+        # the init's code, while the root and uid are still the host's (after setns(mnt),
+        # the user namespace or setresuid an import may read nothing)
         steps = load_init_code(ctx)  # C2, forked below, inherits it
         run_steps(ctx, NAMESPACE_STEPS)
         # C2 waits on this pipe until the parent has its pid: the parent then knows the

@@ -79,8 +79,7 @@ class Context:
         self.seccomp = None         # seccomp.Filter or None
         self.idmap_fds = None       # {mount index: user namespace fd} for idmapped mounts
         self.channel = None         # Channel to the parent
-        self.fifo_fd = None         # O_PATH fd of exec.fifo (create only; the init asks for it)
-        self.proc_fd = None         # the host's /proc, to reopen the fifo after pivot_root
+        self.fifo_fd = None         # exec.fifo, read-write (create only; the init asks for it)
         self.fifo_write_fd = None   # exec.fifo opened for writing: open until exec (CLOEXEC)
         self.console_fd = None      # --console-socket, connected
         self.preserve_fds = 0

@@ -10,6 +10,7 @@ The init (C2) runs INIT_STEPS for `create`, or EXEC_STEPS for `exec` into a runn
 container. Only the init imports this module, first thing after its fork (child.py): the
 parent never needs rootfs, dmz, net or process, and keeps a smaller memory without them.
 """
+import fcntl
 import posix
 
 from pyrunc import syscalls as sc
@@ -84,8 +85,7 @@ def step_hostname(ctx):
 def step_sysctl(ctx):
     for key, value in ctx.setting("sysctl").items():
         try:
-            with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
-                f.write(value)
+            process.write_proc("sys/" + key.replace(".", "/"), value)
         except OSError as e:
             raise PyruncError(f"write {key}: {e.strerror}", path=f"linux.sysctl.{key}",
                               errno=e.errno) from None
@@ -216,6 +216,7 @@ def step_cwd(ctx):
 
 
 def step_resolve_exec(ctx):
+    process.default_signals()  # here: a seccomp filter may refuse rt_sigaction later
     env = process.with_home(list(ctx.process.env or []), ctx.process.user.uid)
     args = ctx.process.args
     path = process.find_executable(args[0], env, ctx.process.cwd)
@@ -238,38 +239,47 @@ def step_resolve_exec(ctx):
 
 
 def step_close_fds(ctx):
-    # every fd above stdio and the preserved ones closes at exec (pyrunc's own included)
+    # The init waits for `start` in the container's pid namespace, where a holder of
+    # CAP_SYS_PTRACE can open /proc/1/fd/N: every fd above stdio and the preserved ones is
+    # closed now, not at exec (the channel closes after wait_for_start); what pyrunc opens
+    # later is close-on-exec.
     first = 3 + ctx.preserve_fds
     for fd in range(3, first):
         posix.set_inheritable(fd, True)
-    sc.close_range_cloexec(first)
+    sc.close_from(first, keep=(ctx.channel.fileno(),))
+
+
+PIPE_PAGE = 4096
 
 
 def step_wait_for_start(ctx):
-    # the parent made exec.fifo while this init worked: an O_PATH fd of it, and of the
-    # host's /proc to reopen it through after pivot_root
+    # The parent made exec.fifo while this init worked and hands it over open read-write
+    # (never blocks, needs no path after pivot_root: no host /proc fd in a waiting init).
+    # As its own reader the init cannot block on open, so it blocks on a write instead: it
+    # fills the pipe's buffer (shrunk to a page) with NULs, and its next write waits until
+    # `pyrunc start` reads. The fd stays open (CLOEXEC): `start` reads until EOF, which
+    # means exec'd; text after the "0" is an error.
     ctx.channel.send("fifo")
-    ctx.fifo_fd, ctx.proc_fd = ctx.channel.expect("fifo_done")["fds"]
-    fifo = f"self/fd/{ctx.fifo_fd}"
+    (fd,) = ctx.channel.expect("fifo_done")["fds"]
     try:
-        # no reader yet, so ENXIO: but a permission problem shows now, while the parent
-        # can still report it
-        posix.close(posix.open(fifo, posix.O_WRONLY | posix.O_NONBLOCK | posix.O_CLOEXEC, dir_fd=ctx.proc_fd))
-    except OSError as e:
-        if e.errno != 6:
-            raise
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_PAGE)
+    except OSError:
+        pass  # over the user's pipe quota: a bigger buffer to fill, the same wait
+    posix.set_blocking(fd, False)
+    for size in (PIPE_PAGE, 1):  # whole pages, then any room a page did not fit in
+        try:
+            while True:
+                posix.write(fd, bytes(size))
+        except BlockingIOError:
+            pass
+    posix.set_blocking(fd, True)
     ctx.channel.send("ready")
     # until the parent has saved the state: if it dies before, EOF ends this init too,
     # rather than leaving it blocked on a FIFO no state file points to
     ctx.channel.expect("saved")
     ctx.channel.close()
-    # Blocks until `pyrunc start` opens the FIFO for reading. The fd stays open (CLOEXEC)
-    # so that `start` reads until exec: EOF means exec'd, text means an error before it.
-    fd = posix.open(fifo, posix.O_WRONLY | posix.O_CLOEXEC, dir_fd=ctx.proc_fd)
     ctx.fifo_write_fd = fd
-    posix.write(fd, b"0")
-    posix.close(ctx.fifo_fd)
-    posix.close(ctx.proc_fd)
+    posix.write(fd, b"0")  # blocks until `pyrunc start` reads the padding
 
 
 def step_start_hooks(ctx):

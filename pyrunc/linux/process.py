@@ -1,4 +1,5 @@
 """The container process: rlimits, user and groups, cwd, env, the executable, oom score."""
+import _signal
 import posix
 from _stat import S_ISDIR, S_ISREG
 
@@ -23,9 +24,33 @@ def set_rlimits(rlimits):
                               path=f"process.rlimits[{i}]", step="rlimits") from None
 
 
+def write_proc(rel, value):
+    """Write value to /proc/REL without leaving /proc's own mount (CVE-2025-52881): a mount
+    raced over a file under /proc (another container sharing ours can make one) would
+    otherwise take the write, e.g. to the host's core_pattern. No magic links either, and
+    /proc itself must not be a symlink (CVE-2019-16884's /proc elsewhere)."""
+    proc = posix.open("/proc", posix.O_PATH | posix.O_DIRECTORY | posix.O_NOFOLLOW
+                      | posix.O_CLOEXEC)
+    try:
+        fd = sc.openat2(proc, rel, posix.O_WRONLY | posix.O_CLOEXEC,
+                        sc.RESOLVE_NO_XDEV | sc.RESOLVE_NO_MAGICLINKS)
+    finally:
+        posix.close(proc)
+    try:
+        posix.write(fd, value.encode())
+    finally:
+        posix.close(fd)
+
+
+def default_signals():
+    """Python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across execve:
+    the container's process gets the defaults, as from runc."""
+    for sig in (_signal.SIGPIPE, _signal.SIGXFSZ):
+        _signal.signal(sig, _signal.SIG_DFL)
+
+
 def set_oom_score_adj(value):
-    with open("/proc/self/oom_score_adj", "w") as f:
-        f.write(str(value))
+    write_proc("self/oom_score_adj", str(value))
 
 
 def switch_user(user):

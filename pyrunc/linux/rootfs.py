@@ -587,17 +587,56 @@ def chroot(rootfs):
 
 
 def mask_path(path):
-    """A directory gets a read-only empty tmpfs, a file /dev/null; missing paths are skipped."""
+    """A directory gets a read-only empty tmpfs, a file /dev/null; missing paths are skipped.
+
+    Both ends are opened without following a symlink and checked, and the bind goes
+    through those fds (CVE-2025-31133): a /dev/null or a masked path swapped for a symlink
+    (by a process sharing our rootfs) would bind, say, /proc/sys/kernel/core_pattern
+    writable where the container can reach it."""
     try:
-        st = posix.stat(path)
+        target = posix.open(path, posix.O_PATH | posix.O_NOFOLLOW | posix.O_CLOEXEC)
     except (FileNotFoundError, NotADirectoryError):
         if sc.trace:
             sc.trace(f"  {path} is absent: skipped")
         return
-    if stat.S_ISDIR(st.st_mode):
-        sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY, None, what=f"mask {path}")
-    else:
-        sc.mount("/dev/null", path, None, sc.MS_BIND, what=f"mask {path}")
+    try:
+        mode = posix.fstat(target).st_mode
+        if stat.S_ISLNK(mode):
+            raise OSError(errno.ELOOP, f"{path} is a symbolic link: not masked")
+        if stat.S_ISDIR(mode):
+            sc.mount("tmpfs", on_fd(target, path), "tmpfs", sc.MS_RDONLY, None,
+                     what=f"mask {path}")
+            return
+        null = open_null()
+        try:
+            sc.mount(on_fd(null, "/dev/null"), on_fd(target, path), None, sc.MS_BIND,
+                     what=f"mask {path}")
+        finally:
+            posix.close(null)
+    finally:
+        posix.close(target)
+
+
+def open_null():
+    """An O_PATH fd of the container's /dev/null, checked to be the null device (1:3)."""
+    fd = posix.open("/dev/null", posix.O_PATH | posix.O_NOFOLLOW | posix.O_CLOEXEC)
+    st = posix.fstat(fd)
+    if not stat.S_ISCHR(st.st_mode) or st.st_rdev != posix.makedev(1, 3):
+        posix.close(fd)
+        raise OSError(errno.EINVAL, "/dev/null is not the null device (1:3): not used")
+    return fd
+
+
+def on_fd(fd, path):
+    """The name to mount from or onto for an O_PATH fd: /proc/self/fd/N when the container
+    has /proc (the object itself, whatever the path now names), else the path."""
+    name = fd_path(fd)
+    try:
+        st = posix.stat(name)
+    except OSError:
+        return path
+    own = posix.fstat(fd)
+    return name if (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino) else path
 
 
 def readonly_path(path):

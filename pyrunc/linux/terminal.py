@@ -6,8 +6,10 @@ import select
 import struct
 import termios
 import tty
+from _stat import S_ISCHR, S_ISREG
 
 from pyrunc import syscalls as sc
+from pyrunc.linux import rootfs
 
 TIOCSPTLCK = 0x40045431
 TIOCGPTN = 0x80045430
@@ -51,7 +53,17 @@ def mount_console(slave_path):
                          0o600))
     except FileExistsError:
         pass
-    sc.mount(slave_path, "/dev/console", None, sc.MS_BIND, what="bind /dev/console")
+    # the target opened without following a symlink (CVE-2025-52565): a /dev/console
+    # made a symlink would send the bind anywhere, /proc/sys/kernel/core_pattern included
+    fd = posix.open("/dev/console", posix.O_PATH | posix.O_NOFOLLOW | posix.O_CLOEXEC)
+    try:
+        mode = posix.fstat(fd).st_mode
+        if not (S_ISREG(mode) or S_ISCHR(mode)):
+            raise OSError(22, "/dev/console is not a file or a device: not bound")
+        sc.mount(slave_path, rootfs.on_fd(fd, "/dev/console"), None, sc.MS_BIND,
+                 what="bind /dev/console")
+    finally:
+        posix.close(fd)
 
 
 def make_controlling(slave_path, size=None):
