@@ -221,6 +221,8 @@ def update_resources(args):
             raise PyruncError(f"--resources {args.resources}: {e}") from None
         if not isinstance(resources, dict):
             raise PyruncError(f"--resources {args.resources}: expected a JSON object")
+        from pyrunc.spec.model import load_resources
+        resources, _ = load_resources(resources)
     for flag, (section, field) in UPDATE_FLAGS:
         value = getattr(args, flag.lstrip("-").replace("-", "_"))
         if value is None:
@@ -426,7 +428,11 @@ def main(argv=None):
     except UsageError as e:
         sys.stderr.write(f"pyrunc: {command or 'usage'}: {e} (see --help)\n")
         return 1
-    log = Log(g.log, g.log_format, g.debug)
+    try:
+        log = Log(g.log, g.log_format, g.debug)
+    except OSError as e:
+        sys.stderr.write(f"pyrunc: {command}: --log {g.log}: {e.strerror}\n")
+        return 1
     if g.debug:
         from pyrunc import timing
         timing.report = log.debug
@@ -450,6 +456,12 @@ def main(argv=None):
         return fail(command, getattr(args, "id", None), str(from_oserror(e)), log)
     except KeyboardInterrupt:
         return 130
+    except Exception as e:
+        # a bug: one line (the traceback with --debug), never a traceback by default
+        if g.debug:
+            raise
+        return fail(command, getattr(args, "id", None),
+                    f"internal error: {type(e).__name__}: {e} (--debug shows where)", log)
 
 
 def fail(command, cid, message, log):
