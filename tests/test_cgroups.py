@@ -233,3 +233,19 @@ def test_the_child_joins_v1_through_tasks_and_v2_through_cgroup_procs(tmp_path):
     assert written(cg, "memory", "tasks") == "0"  # itself: no global lock in the kernel
     assert written(cg, "memory", "cgroup.procs") == ""
     assert written(cg, cgroups.UNIFIED, "cgroup.procs") == "0"
+
+
+def test_create_records_the_parents_it_made_so_a_failed_create_removes_them(tmp_path):
+    layout = hybrid(tmp_path)
+    (tmp_path / "pids").mkdir()
+    (tmp_path / "memory").mkdir()
+    cg = cgroups.plan("/pod-x/inner/c1", "c1", layout)
+    cg.dirs = {"pids": cg.dirs["pids"], "memory": cg.dirs["memory"]}
+    (tmp_path / "memory" / "pod-x").write_text("a file: mkdir below it fails")
+    with pytest.raises(PyruncError, match="mkdir"):
+        cgroups.create(cg)
+    pids = tmp_path / "pids"
+    assert cg.made == [str(pids / "pod-x"), str(pids / "pod-x" / "inner"),
+                       str(pids / "pod-x" / "inner" / "c1")]
+    assert cgroups.remove(cg.made[::-1]) == []
+    assert os.listdir(pids) == []

@@ -162,13 +162,13 @@ def create(cg):
     """mkdir -p each directory; a new v1 cpuset gets its parent's cpus and mems (without
     them it refuses every process)."""
     for key, path in cg.dirs.items():
-        if paths.isdir(path):
-            continue
-        _makedirs(path, key, cg)
-        cg.made.append(path)
+        if not paths.isdir(path):
+            _makedirs(path, key, cg)
 
 
 def _makedirs(path, key, cg):
+    """mkdir -p, recording in cg.made each directory made, parents first: a failed create
+    removes them all (in reverse), even when a later mkdir fails."""
     parent = paths.split(path)[0]
     if not paths.isdir(parent):
         _makedirs(parent, key, cg)
@@ -179,6 +179,7 @@ def _makedirs(path, key, cg):
     except OSError as e:
         raise PyruncError(f"mkdir {path}: {e.strerror}", path="linux.cgroupsPath",
                           step="cgroups", errno=e.errno) from None
+    cg.made.append(path)
     if "cpuset" in key.split(","):
         for name in ("cpuset.cpus", "cpuset.mems"):
             if not _read(paths.join(path, name)).strip():
