@@ -16,6 +16,15 @@ from pyrunc.argv import Arg, Opt, UsageError, parse, print_help
 from pyrunc.errors import PyruncError, from_oserror
 
 
+# a config's strings reach messages as given: a newline in a mount type must not split the
+# one line a caller parses
+_CONTROL = {i: f"\\x{i:02x}" for i in range(32)} | {10: "\\n", 9: "\\t", 13: "\\r"}
+
+
+def one_line(text):
+    return text.translate(_CONTROL)
+
+
 class Log:
     """runc-style logging: to --log FILE (text or json lines, as conmon and containerd read
     them) and, for warnings and errors, to stderr when no log file is given."""
@@ -36,6 +45,7 @@ class Log:
         self.file.write(line + "\n")
 
     def warning(self, msg):
+        msg = one_line(msg)
         if self.file:
             self._write("warning", msg)
         else:
@@ -465,6 +475,7 @@ def main(argv=None):
 
 
 def fail(command, cid, message, log):
+    message = one_line(message)
     where = f"{command} {cid}" if cid else command
     line = f"pyrunc: {where}: {message}"
     log.error(f"{where}: {message}")

@@ -184,6 +184,8 @@ def test_an_unexpected_exception_is_one_internal_error_line(tmp_path, capsys, mo
     assert cli.main(["--root", str(tmp_path), "state", "c1"]) == 1
     assert capsys.readouterr().err == ("pyrunc: state c1: internal error: KeyError: 'missing' "
                                        "(--debug shows where)\n")
+    from pyrunc import timing
+    monkeypatch.setattr(timing, "report", None)  # --debug sets it: restored after the test
     with pytest.raises(KeyError):  # --debug: the traceback, for whoever fixes it
         cli.main(["--root", str(tmp_path), "--debug", "state", "c1"])
 
@@ -198,3 +200,12 @@ def test_a_config_without_process_user_runs_as_root_as_in_runc(user):
     model, _ = load_config(config)
     assert (model.process.user.uid, model.process.user.gid, model.process.user.umask) == (
         0, 0, None)
+
+
+def test_an_error_is_one_line_even_when_the_config_holds_newlines(tmp_path, capsys):
+    config = default_spec()
+    config["root"]["path"] = "no\nsuch\trootfs"
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert cli.main(["--root", str(tmp_path / "root"), "create", "-b", str(tmp_path), "c1"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no\\nsuch\\trootfs" in err, err
