@@ -209,3 +209,9 @@ def test_an_error_is_one_line_even_when_the_config_holds_newlines(tmp_path, caps
     assert cli.main(["--root", str(tmp_path / "root"), "create", "-b", str(tmp_path), "c1"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no\\nsuch\\trootfs" in err, err
+
+
+def test_an_exec_process_without_user_runs_as_root_too():
+    from pyrunc.spec.model import load_process
+    process, _ = load_process({"args": ["sh"], "cwd": "/", "user": None})
+    assert (process.user.uid, process.user.gid) == (0, 0)

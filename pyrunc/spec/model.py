@@ -311,4 +311,7 @@ def load_resources(data, path="linux.resources", strict=False):
 def load_process(data, path="process", strict=False):
     """A process.json for `exec --process` (the same schema as config.json's process)."""
     loader = Loader(strict)
-    return PROCESS.load(data, path, loader), loader.warnings
+    process = PROCESS.load(data, path, loader)
+    if process.user is None:  # as in config.json (spec/validate.py): uid 0, gid 0, as runc
+        process.user = USER.load({"uid": 0, "gid": 0}, f"{path}.user", loader)
+    return process, loader.warnings
