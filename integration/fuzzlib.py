@@ -182,7 +182,7 @@ def _safe_retarget(path, value):
 
 
 def _text_mutation(text, rng):
-    """Malformed JSON: every one is invalid."""
+    """Malformed JSON, mostly: the caller asks the stdlib parser which are."""
     kind = rng.choice(["trailing_comma", "unquoted_key", "truncate", "nesting", "garbage",
                        "bad_utf8", "bare_value", "comment"])
     if kind == "trailing_comma":
