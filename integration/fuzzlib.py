@@ -362,11 +362,17 @@ def leaks(base, prefix):
         try:
             with open(f"/proc/{p}/cmdline", "rb") as f:
                 cmd = f.read().decode(errors="replace")
-            root = os.readlink(f"/proc/{p}/root")
+            with open(f"/proc/{p}/cgroup") as f:
+                cgroup = f.read()
+            with open(f"/proc/{p}/stat") as f:
+                state = f.read().rpartition(")")[2].split()[0]
         except OSError:
             continue
-        # pyrunc's children keep its argv (--root BASE/...); a runc init has its rootfs there
-        if base in cmd or root.startswith(base):
+        if state == "Z":
+            continue  # dead, its resources freed: only its exit status waits for pid 1
+        # pyrunc's children keep its argv (--root BASE/...); any container process (runc's
+        # too) is in a cgroup named after its id
+        if base in cmd or f"/{prefix}-" in cgroup:
             found.append(f"process {p}: {cmd.replace(chr(0), ' ')[:120]}")
     with open("/proc/self/mountinfo") as f:
         for line in f:

@@ -8,6 +8,7 @@ i is a pure function of (seed, i), so a failure names the one config to replay
 (`fuzzlib.config_for`). runc, the oracle, runs a sample (the first 300).
 """
 import collections
+import json
 import os
 
 import pytest
@@ -105,3 +106,27 @@ def _mkdir(base, name):
     os.mkdir(path)
     os.chmod(path, 0o755)
     return path
+
+
+def test_the_leak_check_sees_a_container_left_behind(runtime, workdir):
+    """The checks above can fail: a created container, not deleted, is a process, a cgroup
+    dir and a state dir to leaks(); after delete --force there is nothing."""
+    prefix = _prefix()
+    cid = f"{prefix}-left"
+    bundle = fuzzlib.make_worker_bundle(os.path.join(workdir, "bundle-left"))
+    seeds = dict(fuzzlib.load_seeds())
+    with open(os.path.join(bundle, "config.json"), "w") as f:
+        json.dump(fuzzlib.normalise(seeds["runc-spec"], bundle, cid), f)
+    root = os.path.join(workdir, "state-left")
+    runtime.root = root  # teardown's delete --force uses this root
+    argv = [*runtime.argv, "--root", root]
+    rc, err, _ = fuzzlib._run([*argv, "create", "--bundle", bundle, cid],
+                              os.path.join(workdir, "stderr-left"))
+    runtime.ids.append(cid)
+    assert rc == 0, err
+    kinds = {entry.split()[0] for entry in fuzzlib.leaks(workdir, prefix)}
+    rc, err, _ = fuzzlib._run([*argv, "delete", "--force", cid],
+                              os.path.join(workdir, "stderr-left"))
+    assert rc == 0, err
+    assert kinds >= {"process", "cgroup", "state"}, kinds
+    assert fuzzlib.leaks(workdir, prefix) == []
