@@ -215,3 +215,26 @@ def test_an_exec_process_without_user_runs_as_root_too():
     from pyrunc.spec.model import load_process
     process, _ = load_process({"args": ["sh"], "cwd": "/", "user": None})
     assert (process.user.uid, process.user.gid) == (0, 0)
+
+
+@pytest.mark.parametrize("text, imported", [
+    (json.dumps(default_spec()), "[]"),
+    ('{"ociVersion": "1.0.2",}', "['enum', 'json', 're']"),  # only bad input pays
+])
+def test_a_valid_config_loads_without_json_or_re(tmp_path, text, imported):
+    import os
+    import subprocess
+    import sys
+    (tmp_path / "config.json").write_text(text)
+    top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    site = [p for p in sys.path if p.endswith("site-packages")]
+    code = (f"import sys; sys.path[:0] = {[top] + site!r}\n"
+            "from pyrunc.spec import load_config, read_config\n"
+            "try:\n"
+            f"    load_config(read_config({str(tmp_path)!r}))\n"
+            "except Exception:\n"
+            "    pass\n"
+            "print(sorted(m for m in ('json', 're', 'enum') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == imported
