@@ -1,8 +1,9 @@
 """A seeded mutator of real configs, and a driver that runs them through a runtime.
 
 Seeds (integration/data/fuzz/): `runc spec` and `runc spec --rootless` output, `ctr oci spec`
-(containerd's default, as docker's), two configs podman 4.3 generated (`podman create`, with
-and without limits; host paths and ids replaced), and the repository's own bundles: the
+(containerd's default), and configs docker 20.10 and podman 4.3 generated (`docker run`,
+`podman create`, each with and without limits; host paths and ids replaced, docker's
+libnetwork prestart hook made /bin/true), and the repository's own bundles: the
 default config with each of the article's fragments laid over it. Each seed is normalised to
 run from a bundle (root.path "rootfs", bind sources that exist).
 
@@ -94,6 +95,7 @@ def normalise(config, bundle, cid):
     config["root"] = dict(config.get("root") or {}, path="rootfs")
     process = config.setdefault("process", {})
     process["terminal"] = False  # no --console-socket here
+    process.setdefault("args", ["/bin/sh"])  # `ctr oci spec` leaves them (and PATH) out
     for rl in process.get("rlimits") or ():
         # root here lacks CAP_SYS_RESOURCE: no limit above the host's
         hard = resource.getrlimit(getattr(resource, rl["type"]))[1]

@@ -249,3 +249,19 @@ def test_create_records_the_parents_it_made_so_a_failed_create_removes_them(tmp_
                        str(pids / "pod-x" / "inner" / "c1")]
     assert cgroups.remove(cg.made[::-1]) == []
     assert os.listdir(pids) == []
+
+
+def v1_blkio(tmp_path):
+    return cgroups.Layout({"blkio": str(tmp_path / "blkio")}, {"blkio": "/"})
+
+
+@pytest.mark.parametrize("layout", [v1_blkio, v2_only])
+def test_a_blkio_weight_of_0_is_not_set_as_in_runc(tmp_path, layout):
+    """docker 20.10 writes "blockIO": {"weight": 0} in every config; the kernel refuses 0."""
+    cg = cgroups.plan("/c1", "c1", layout(tmp_path))
+    fake_files(cg, ("blkio.weight", "io.weight"))
+    cgroups.set_resources(cg, {"blockIO": {"weight": 0}}, [])
+    assert {written(cg, k, n) for k in cg.dirs for n in ("blkio.weight", "io.weight")} == {""}
+    cgroups.set_resources(cg, {"blockIO": {"weight": 500}}, [])
+    assert "500" in {written(cg, k, n).removeprefix("default ") for k in cg.dirs
+                     for n in ("blkio.weight", "io.weight")}

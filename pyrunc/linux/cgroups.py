@@ -339,8 +339,9 @@ def _block_io(cg, bio, where, warnings):
     if key is None:
         return _missing(where, "blkio", warnings)
     d = cg.dirs[key]
+    # weight 0 is "not set", as in runc: docker's configs carry "blockIO": {"weight": 0}
     if key == UNIFIED:
-        if bio.get("weight") is not None:
+        if bio.get("weight"):
             cg.write(paths.join(d, "io.weight"), f"default {_int(bio['weight'], where)}",
                    f"{where}.weight")
         for field, name in (("throttleReadBpsDevice", "rbps"), ("throttleWriteBpsDevice", "wbps"),
@@ -351,7 +352,7 @@ def _block_io(cg, bio, where, warnings):
                 cg.write(paths.join(d, "io.max"), f"{_dev(dev, path)} {name}="
                        f"{_int(dev.get('rate'), path + '.rate')}", path)
         return
-    if bio.get("weight") is not None:
+    if bio.get("weight"):
         cg.write(paths.join(d, _existing(d, "blkio.weight", "blkio.bfq.weight")),
                str(_int(bio["weight"], f"{where}.weight")), f"{where}.weight")
     for field, name in (("throttleReadBpsDevice", "blkio.throttle.read_bps_device"),
