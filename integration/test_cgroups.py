@@ -169,8 +169,8 @@ def test_a_bad_limit_names_its_json_path_and_leaves_no_cgroup(runtime, bundle):
     proc = runtime.run(b, cid)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == (
-        f"pyrunc: run {cid}: linux.resources.memory.limit: expected an integer "
-        "[step: cgroups]")
+        f"pyrunc: run {cid}: linux.resources.memory.limit: expected an integer, got a string "
+        "[step: load]")
     assert not itlib.cgroups_named([cid])
 
 

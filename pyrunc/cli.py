@@ -16,6 +16,15 @@ from pyrunc.argv import Arg, Opt, UsageError, parse, print_help
 from pyrunc.errors import PyruncError, from_oserror
 
 
+# a config's strings reach messages as given: a newline in a mount type must not split the
+# one line a caller parses
+_CONTROL = {i: f"\\x{i:02x}" for i in range(32)} | {10: "\\n", 9: "\\t", 13: "\\r"}
+
+
+def one_line(text):
+    return text.translate(_CONTROL)
+
+
 class Log:
     """runc-style logging: to --log FILE (text or json lines, as conmon and containerd read
     them) and, for warnings and errors, to stderr when no log file is given."""
@@ -36,6 +45,7 @@ class Log:
         self.file.write(line + "\n")
 
     def warning(self, msg):
+        msg = one_line(msg)
         if self.file:
             self._write("warning", msg)
         else:
@@ -254,6 +264,8 @@ def update_resources(args):
             raise PyruncError(f"--resources {args.resources}: {e}") from None
         if not isinstance(resources, dict):
             raise PyruncError(f"--resources {args.resources}: expected a JSON object")
+        from pyrunc.spec.model import load_resources
+        resources, _ = load_resources(resources)
     for flag, (section, field) in UPDATE_FLAGS:
         value = getattr(args, flag.lstrip("-").replace("-", "_"))
         if value is None:
@@ -461,7 +473,11 @@ def main(argv=None):
     except UsageError as e:
         sys.stderr.write(f"pyrunc: {command or 'usage'}: {e} (see --help)\n")
         return 1
-    log = Log(g.log, g.log_format, g.debug)
+    try:
+        log = Log(g.log, g.log_format, g.debug)
+    except OSError as e:
+        sys.stderr.write(f"pyrunc: {command}: --log {g.log}: {e.strerror}\n")
+        return 1
     if g.debug:
         from pyrunc import timing
         timing.report = log.debug
@@ -485,9 +501,16 @@ def main(argv=None):
         return fail(command, getattr(args, "id", None), str(from_oserror(e)), log)
     except KeyboardInterrupt:
         return 130
+    except Exception as e:
+        # a bug: one line (the traceback with --debug), never a traceback by default
+        if g.debug:
+            raise
+        return fail(command, getattr(args, "id", None),
+                    f"internal error: {type(e).__name__}: {e} (--debug shows where)", log)
 
 
 def fail(command, cid, message, log):
+    message = one_line(message)
     where = f"{command} {cid}" if cid else command
     line = f"pyrunc: {where}: {message}"
     log.error(f"{where}: {message}")

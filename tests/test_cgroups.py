@@ -233,3 +233,35 @@ def test_the_child_joins_v1_through_tasks_and_v2_through_cgroup_procs(tmp_path):
     assert written(cg, "memory", "tasks") == "0"  # itself: no global lock in the kernel
     assert written(cg, "memory", "cgroup.procs") == ""
     assert written(cg, cgroups.UNIFIED, "cgroup.procs") == "0"
+
+
+def test_create_records_the_parents_it_made_so_a_failed_create_removes_them(tmp_path):
+    layout = hybrid(tmp_path)
+    (tmp_path / "pids").mkdir()
+    (tmp_path / "memory").mkdir()
+    cg = cgroups.plan("/pod-x/inner/c1", "c1", layout)
+    cg.dirs = {"pids": cg.dirs["pids"], "memory": cg.dirs["memory"]}
+    (tmp_path / "memory" / "pod-x").write_text("a file: mkdir below it fails")
+    with pytest.raises(PyruncError, match="mkdir"):
+        cgroups.create(cg)
+    pids = tmp_path / "pids"
+    assert cg.made == [str(pids / "pod-x"), str(pids / "pod-x" / "inner"),
+                       str(pids / "pod-x" / "inner" / "c1")]
+    assert cgroups.remove(cg.made[::-1]) == []
+    assert os.listdir(pids) == []
+
+
+def v1_blkio(tmp_path):
+    return cgroups.Layout({"blkio": str(tmp_path / "blkio")}, {"blkio": "/"})
+
+
+@pytest.mark.parametrize("layout", [v1_blkio, v2_only])
+def test_a_blkio_weight_of_0_is_not_set_as_in_runc(tmp_path, layout):
+    """docker 20.10 writes "blockIO": {"weight": 0} in every config; the kernel refuses 0."""
+    cg = cgroups.plan("/c1", "c1", layout(tmp_path))
+    fake_files(cg, ("blkio.weight", "io.weight"))
+    cgroups.set_resources(cg, {"blockIO": {"weight": 0}}, [])
+    assert {written(cg, k, n) for k in cg.dirs for n in ("blkio.weight", "io.weight")} == {""}
+    cgroups.set_resources(cg, {"blockIO": {"weight": 500}}, [])
+    assert "500" in {written(cg, k, n).removeprefix("default ") for k in cg.dirs
+                     for n in ("blkio.weight", "io.weight")}

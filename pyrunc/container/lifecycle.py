@@ -253,7 +253,7 @@ def create(opts):
             _kill_and_wait(init_pid)
         if ctx is not None and ctx.cgroup is not None:
             from pyrunc.linux import cgroups
-            cgroups.remove(ctx.cgroup.made)
+            cgroups.remove(ctx.cgroup.made[::-1])  # children before their parents
         container.remove()
         raise
     return container

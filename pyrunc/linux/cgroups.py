@@ -162,13 +162,13 @@ def create(cg):
     """mkdir -p each directory; a new v1 cpuset gets its parent's cpus and mems (without
     them it refuses every process)."""
     for key, path in cg.dirs.items():
-        if paths.isdir(path):
-            continue
-        _makedirs(path, key, cg)
-        cg.made.append(path)
+        if not paths.isdir(path):
+            _makedirs(path, key, cg)
 
 
 def _makedirs(path, key, cg):
+    """mkdir -p, recording in cg.made each directory made, parents first: a failed create
+    removes them all (in reverse), even when a later mkdir fails."""
     parent = paths.split(path)[0]
     if not paths.isdir(parent):
         _makedirs(parent, key, cg)
@@ -179,6 +179,7 @@ def _makedirs(path, key, cg):
     except OSError as e:
         raise PyruncError(f"mkdir {path}: {e.strerror}", path="linux.cgroupsPath",
                           step="cgroups", errno=e.errno) from None
+    cg.made.append(path)
     if "cpuset" in key.split(","):
         for name in ("cpuset.cpus", "cpuset.mems"):
             if not _read(paths.join(path, name)).strip():
@@ -338,8 +339,9 @@ def _block_io(cg, bio, where, warnings):
     if key is None:
         return _missing(where, "blkio", warnings)
     d = cg.dirs[key]
+    # weight 0 is "not set", as in runc: docker's configs carry "blockIO": {"weight": 0}
     if key == UNIFIED:
-        if bio.get("weight") is not None:
+        if bio.get("weight"):
             cg.write(paths.join(d, "io.weight"), f"default {_int(bio['weight'], where)}",
                    f"{where}.weight")
         for field, name in (("throttleReadBpsDevice", "rbps"), ("throttleWriteBpsDevice", "wbps"),
@@ -350,7 +352,7 @@ def _block_io(cg, bio, where, warnings):
                 cg.write(paths.join(d, "io.max"), f"{_dev(dev, path)} {name}="
                        f"{_int(dev.get('rate'), path + '.rate')}", path)
         return
-    if bio.get("weight") is not None:
+    if bio.get("weight"):
         cg.write(paths.join(d, _existing(d, "blkio.weight", "blkio.bfq.weight")),
                str(_int(bio["weight"], f"{where}.weight")), f"{where}.weight")
     for field, name in (("throttleReadBpsDevice", "blkio.throttle.read_bps_device"),

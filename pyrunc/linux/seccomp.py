@@ -83,7 +83,6 @@ OPERATORS = {
 }
 _OP_TEXT = {code: text for code, text in OPERATORS.values()}
 _MASKED_EQ = 7
-_U64_MAX = (1 << 64) - 1
 _NR_SCMP_ERROR = -1             # seccomp_syscall_resolve_name: unknown name
 _SCMP_FLTATR_CTL_OPTIMIZE = 8
 _BINARY_TREE_AFTER = 32
@@ -206,9 +205,6 @@ def _groups(node):
         if op is None:
             raise _error(f"unknown operator {arg.op!r} (known: {', '.join(OPERATORS)})",
                          f"{arg._path}.op")
-        for key in ("value", "valueTwo"):
-            if (getattr(arg, key) or 0) > _U64_MAX:
-                raise _error("above 2^64-1, the largest syscall argument", f"{arg._path}.{key}")
         repeated |= arg.index in seen
         seen.add(arg.index)
         conds.append((arg.index, op[0], arg.value, arg.valueTwo or 0))

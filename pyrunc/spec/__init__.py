@@ -4,6 +4,7 @@ from pyrunc.errors import PyruncError
 from pyrunc.spec.model import CONFIG, Loader
 
 SUPPORTED = ((1, 0), (1, 1), (1, 2), (1, 3))
+MAX_CONFIG_SIZE = 16 << 20  # runc's configs are ~3 KiB, podman's ~16 KiB
 NEWEST = "1.3.0"
 
 
@@ -36,7 +37,10 @@ def read_config(bundle):
     path = paths.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
-            data = fastjson.loads(f.read())
+            text = f.read(MAX_CONFIG_SIZE + 1)
+        if len(text) > MAX_CONFIG_SIZE:
+            raise PyruncError(f"{path}: larger than {MAX_CONFIG_SIZE >> 20} MiB", step="load")
+        data = fastjson.loads(text)
     except FileNotFoundError:
         if not paths.isdir(bundle):
             raise PyruncError(f"bundle {bundle}: no such directory", step="load") from None

@@ -40,8 +40,27 @@ def _type_name(v):
             list: "a list", dict: "an object", type(None): "null"}.get(type(v), type(v).__name__)
 
 
+def check_text(value, path, loader):
+    """Every string of the config goes to the kernel, a file or a log as UTF-8 text: a lone
+    surrogate (JSON's "\\ud800") cannot be encoded, and a NUL would cut a C string short."""
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            loader.fail(path, f"{value!r} is not valid Unicode (a lone surrogate)")
+    if "\0" in value:
+        loader.fail(path, "contains a NUL byte")
+
+
+# Go's int64 and uint64, the types runc decodes these fields into
+I64_MIN, I64_MAX, U64_MAX = -(1 << 63), (1 << 63) - 1, (1 << 64) - 1
+
+
 class Scalar:
     def __init__(self, kind, minimum=None, maximum=None, choices=None):
+        if kind is int:
+            minimum = I64_MIN if minimum is None else minimum
+            maximum = (U64_MAX if minimum >= 0 else I64_MAX) if maximum is None else maximum
         self.kind, self.minimum, self.maximum, self.choices = kind, minimum, maximum, choices
 
     def load(self, value, path, loader):
@@ -51,6 +70,8 @@ class Scalar:
         if not ok:
             want = {str: "a string", int: "an integer", bool: "a boolean", float: "a number"}[kind]
             loader.fail(path, f"expected {want}, got {_type_name(value)}")
+        if kind is str:
+            check_text(value, path, loader)
         if self.minimum is not None and value < self.minimum:
             loader.fail(path, f"{value} is below the minimum {self.minimum}")
         if self.maximum is not None and value > self.maximum:
@@ -61,9 +82,21 @@ class Scalar:
 
 
 class Any:
-    """Kept as parsed: sections another module validates (resources, annotations values)."""
+    """Kept as parsed: other platforms' sections, which Linux ignores."""
 
     def load(self, value, path, loader):
+        return value
+
+
+class Checked:
+    """Type-checked by `schema`, kept as parsed (a dict): linux.resources, which the cgroups
+    module reads as such, and `update --resources`."""
+
+    def __init__(self, schema):
+        self.schema = schema
+
+    def load(self, value, path, loader):
+        self.schema.load(value, path, loader)
         return value
 
 
@@ -84,6 +117,8 @@ class Map:
     def load(self, value, path, loader):
         if not isinstance(value, dict):
             loader.fail(path, f"expected an object, got {_type_name(value)}")
+        for k in value:
+            check_text(k, f"{path}.{k!r}", loader)
         return {k: self.item.load(v, f"{path}.{k}", loader) for k, v in value.items()}
 
 
@@ -105,8 +140,9 @@ class Obj:
         node = self.cls()
         node._path = path
         for key in self.required:
-            if key not in value:
-                loader.fail(f"{path}.{key}" if path else key, "required field is missing")
+            if value.get(key) is None:
+                loader.fail(f"{path}.{key}" if path else key, "required field is "
+                            + ("null" if key in value else "missing"))
         for key, schema in self.fields.items():
             v = value.get(key)
             setattr(node, key, None if v is None else
@@ -114,12 +150,14 @@ class Obj:
         if not self.open_keys:
             for key in value:
                 if key not in self.fields:
+                    check_text(key, f"{path}.{key!r}" if path else repr(key), loader)
                     loader.unknown(path, key)
         return node
 
 
 STR, INT, BOOL, UINT = Scalar(str), Scalar(int), Scalar(bool), Scalar(int, minimum=0)
 U32 = Scalar(int, minimum=0, maximum=0xFFFFFFFF)
+U16 = Scalar(int, minimum=0, maximum=0xFFFF)
 STRS = List(STR)
 
 ID_MAPPING = Obj("IDMapping", {"containerID": U32, "hostID": U32, "size": U32},
@@ -130,7 +168,10 @@ MOUNT = Obj("Mount", {
     "uidMappings": List(ID_MAPPING), "gidMappings": List(ID_MAPPING),
 }, required=("destination",))
 
-HOOK = Obj("Hook", {"path": STR, "args": STRS, "env": STRS, "timeout": Scalar(int, minimum=1)},
+# poll(2) waits at most INT_MAX ms (24.8 days): a longer timeout is refused, not overflowed
+HOOK_TIMEOUT_MAX = 0x7FFFFFFF // 1000
+HOOK = Obj("Hook", {"path": STR, "args": STRS, "env": STRS,
+                    "timeout": Scalar(int, minimum=1, maximum=HOOK_TIMEOUT_MAX)},
            required=("path",))
 HOOKS = Obj("Hooks", {name: List(HOOK) for name in (
     "prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")})
@@ -179,6 +220,39 @@ SECCOMP = Obj("Seccomp", {
     "listenerPath": STR, "listenerMetadata": STR, "syscalls": List(SECCOMP_SYSCALL),
 }, required=("defaultAction",))
 
+# config-linux.md "Control groups", with the Go types runc decodes them into
+_DEVICE_NUMBERS = {"major": INT, "minor": INT}
+_THROTTLE = List(Obj("LinuxThrottleDevice", dict(_DEVICE_NUMBERS, rate=UINT),
+                     required=("major", "minor", "rate")))
+RESOURCES = Obj("LinuxResources", {
+    "devices": List(Obj("LinuxDeviceCgroup", {"allow": BOOL, "type": STR, "major": INT,
+                                              "minor": INT, "access": STR},
+                        required=("allow",))),
+    "memory": Obj("LinuxMemory", {
+        "limit": INT, "reservation": INT, "swap": INT, "kernel": INT, "kernelTCP": INT,
+        "swappiness": UINT, "disableOOMKiller": BOOL, "useHierarchy": BOOL,
+        "checkBeforeUpdate": BOOL}),
+    "cpu": Obj("LinuxCPU", {"shares": UINT, "quota": INT, "burst": UINT, "period": UINT,
+                            "realtimeRuntime": INT, "realtimePeriod": UINT, "cpus": STR,
+                            "mems": STR, "idle": INT}),
+    "pids": Obj("LinuxPids", {"limit": INT}),
+    "blockIO": Obj("LinuxBlockIO", {
+        "weight": U16, "leafWeight": U16,
+        "weightDevice": List(Obj("LinuxWeightDevice", dict(_DEVICE_NUMBERS, weight=U16,
+                                                           leafWeight=U16),
+                                 required=("major", "minor"))),
+        "throttleReadBpsDevice": _THROTTLE, "throttleWriteBpsDevice": _THROTTLE,
+        "throttleReadIOPSDevice": _THROTTLE, "throttleWriteIOPSDevice": _THROTTLE}),
+    "hugepageLimits": List(Obj("LinuxHugepageLimit", {"pageSize": STR, "limit": UINT},
+                               required=("pageSize", "limit"))),
+    "network": Obj("LinuxNetwork", {
+        "classID": U32,
+        "priorities": List(Obj("LinuxInterfacePriority", {"name": STR, "priority": U32},
+                               required=("name", "priority")))}),
+    "rdma": Map(Obj("LinuxRdma", {"hcaHandles": U32, "hcaObjects": U32})),
+    "unified": Map(STR),
+})
+
 NAMESPACE = Obj("LinuxNamespace", {"type": Scalar(str, choices=(
     "pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")), "path": STR},
     required=("type",))
@@ -195,7 +269,7 @@ LINUX = Obj("Linux", {
     "devices": List(DEVICE),
     "netDevices": Map(Obj("NetDevice", {"name": STR})),
     "cgroupsPath": STR,
-    "resources": Any(),
+    "resources": Checked(RESOURCES),
     "rootfsPropagation": Scalar(str, choices=(
         "private", "rprivate", "shared", "rshared", "slave", "rslave", "unbindable",
         "runbindable")),
@@ -204,7 +278,9 @@ LINUX = Obj("Linux", {
     "maskedPaths": STRS,
     "readonlyPaths": STRS,
     "mountLabel": STR,
-    "intelRdt": Any(),
+    "intelRdt": Checked(Obj("IntelRdt", {"closID": STR, "l3CacheSchema": STR,
+                                         "memBwSchema": STR, "schemata": STRS,
+                                         "enableCMT": BOOL, "enableMBM": BOOL})),
     "personality": Obj("Personality", {"domain": Scalar(str, choices=("LINUX", "LINUX32")),
                                        "flags": STRS}, required=("domain",)),
     "memoryPolicy": Obj("MemoryPolicy", {"mode": STR, "nodes": STR, "flags": STRS},
@@ -226,7 +302,16 @@ CONFIG = Obj("Spec", {
 }, required=("ociVersion",))
 
 
+def load_resources(data, path="linux.resources", strict=False):
+    """`update --resources`: the same checks as linux.resources in config.json."""
+    loader = Loader(strict)
+    return Checked(RESOURCES).load(data, path, loader), loader.warnings
+
+
 def load_process(data, path="process", strict=False):
     """A process.json for `exec --process` (the same schema as config.json's process)."""
     loader = Loader(strict)
-    return PROCESS.load(data, path, loader), loader.warnings
+    process = PROCESS.load(data, path, loader)
+    if process.user is None:  # as in config.json (spec/validate.py): uid 0, gid 0, as runc
+        process.user = USER.load({"uid": 0, "gid": 0}, f"{path}.user", loader)
+    return process, loader.warnings

@@ -8,6 +8,9 @@ RLIMITS = ("RLIMIT_AS", "RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_FSIZ
            "RLIMIT_NPROC", "RLIMIT_RSS", "RLIMIT_RTPRIO", "RLIMIT_RTTIME", "RLIMIT_SIGPENDING",
            "RLIMIT_STACK")
 
+HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
+              "poststop")
+
 
 def validate(config, loader):
     fail = loader.fail
@@ -18,6 +21,10 @@ def validate(config, loader):
     linux = config.linux
     process = config.process
     if process is not None:
+        if process.user is None:
+            # required on POSIX; runc and crun run a config without it as uid 0, gid 0
+            from pyrunc.spec.model import USER
+            process.user = USER.load({"uid": 0, "gid": 0}, "process.user", loader)
         if process.args is None and process.commandLine is None:
             fail("process.args", "required field is missing")
         if process.args is not None and not process.args:
@@ -37,6 +44,12 @@ def validate(config, loader):
         for i, e in enumerate(process.env or ()):
             if "=" not in e:
                 fail(f"process.env[{i}]", f"{e!r} is not KEY=VALUE")
+    hooks = config.hooks
+    for kind in HOOK_KINDS:
+        for i, h in enumerate((getattr(hooks, kind) if hooks is not None else None) or ()):
+            for j, e in enumerate(h.env or ()):
+                if "=" not in e:
+                    fail(f"hooks.{kind}[{i}].env[{j}]", f"{e!r} is not KEY=VALUE")
     for i, m in enumerate(config.mounts or ()):
         if not paths.isabs(m.destination):
             # runc resolves relative destinations from /; the spec says absolute (1.0.2+)
