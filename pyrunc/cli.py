@@ -54,9 +54,21 @@ class Log:
             sys.stderr.write(f"pyrunc: debug: {msg}\n")
 
 
+def default_root(environ=posix.environ, euid=None):
+    """PYRUNC_ROOT; else, for a user without root, $XDG_RUNTIME_DIR/pyrunc (runc's rule:
+    /run is root's); else /run/pyrunc."""
+    root = environ.get(b"PYRUNC_ROOT")
+    if root:
+        return root.decode()
+    xdg = environ.get(b"XDG_RUNTIME_DIR")
+    if xdg and (posix.geteuid() if euid is None else euid) != 0:
+        return xdg.decode().rstrip("/") + "/pyrunc"
+    return "/run/pyrunc"
+
+
 GLOBAL = [
-    Opt("--root", "str", default=posix.environ.get(b"PYRUNC_ROOT", b"/run/pyrunc").decode(),
-        help="state directory (default /run/pyrunc)"),
+    Opt("--root", "str", default=default_root(),
+        help="state directory (default /run/pyrunc; without root $XDG_RUNTIME_DIR/pyrunc)"),
     Opt("--log", "str", help="log file (default: stderr)"),
     Opt("--log-format", "str", default="text", help="text or json"),
     Opt("--debug", help="log each step and syscall"),

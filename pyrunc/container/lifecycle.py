@@ -69,11 +69,8 @@ def prepare(opts, bundle, config, ctx):
         raise PyruncError(f"{ctx.rootfs} is not a directory", path="root.path", step="load")
     ctx.rootfs = paths.realpath(ctx.rootfs)
     ctx.ns = namespaces.plan(linux.namespaces if linux else None)
-    if ctx.ns.new_user and posix.geteuid() != 0:
-        import pwd
-        from pyrunc.linux import userns
-        userns.check_subordinate(linux, posix.geteuid(), posix.getegid(),
-                                 pwd.getpwuid(posix.geteuid()).pw_name)
+    if ctx.ns.new_user:
+        plan_user_namespace(config)
     if not ctx.ns.has("mount"):
         raise PyruncError("pyrunc needs a mount namespace (add {\"type\": \"mount\"})",
                           path="linux.namespaces", step="namespaces")
@@ -88,6 +85,30 @@ def prepare(opts, bundle, config, ctx):
     ctx.debug = opts.debug
     ctx.state = {"ociVersion": config.ociVersion, "id": ctx.id, "bundle": bundle,
                  "annotations": config.annotations or {}}
+
+
+def plan_user_namespace(config):
+    """A new user namespace: crun's maps where the config gives none; without root, every
+    host id named must be the caller's or in its subordinate ranges."""
+    import pwd
+    from pyrunc.linux import userns
+    from pyrunc.spec.model import ID_MAPPING, Loader
+    linux, euid, egid = config.linux, posix.geteuid(), posix.getegid()
+    try:
+        name = pwd.getpwuid(euid).pw_name
+    except KeyError:
+        name = str(euid)
+    user = config.process.user
+    for key, own, path, inside in (("uidMappings", euid, "/etc/subuid", user.uid),
+                                   ("gidMappings", egid, "/etc/subgid", user.gid)):
+        if getattr(linux, key):
+            continue
+        ranges = userns.subordinate_ranges(path, name, euid)
+        setattr(linux, key, [
+            ID_MAPPING.load({"containerID": c, "hostID": h, "size": n},
+                            f"linux.{key}[{i}] (default)", Loader())
+            for i, (c, h, n) in enumerate(userns.default_mappings(inside, own, ranges))])
+    userns.check_subordinate(linux, euid, egid, name)
 
 
 def prepare_process(opts, config, proc, ctx, warnings):
@@ -120,12 +141,15 @@ def plan_cgroup(opts, config):
     linux = config.linux
     resources = linux.resources if linux else None
     if opts.systemd_cgroup or posix.geteuid() != 0:
-        if resources:
+        # one warning, for what the config asked of cgroups
+        asked = ("linux.resources" if resources else "linux.cgroupsPath"
+                 if linux and linux.cgroupsPath and not opts.systemd_cgroup else None)
+        if asked:
             why = ("the systemd cgroup driver is not implemented" if opts.systemd_cgroup
-                   else "cgroups need root")
+                   else "without root pyrunc makes no cgroup (the container stays in yours)")
             if opts.strict:
-                raise PyruncError(f"{why} (strict mode)", path="linux.resources", step="load")
-            opts.log.warning(f"linux.resources: {why}; ignored")
+                raise PyruncError(f"{why} (strict mode)", path=asked, step="load")
+            opts.log.warning(f"{asked}: {why}; ignored")
         return None
     from pyrunc.linux import cgroups
     cg = cgroups.plan(linux.cgroupsPath if linux else None, opts.id)
@@ -253,7 +277,8 @@ def drive(channel, ctx, c1, init_pid, config, until):
         elif kind == "maps":
             from pyrunc.linux import userns
             linux = config.linux
-            userns.write_maps(c1, linux.uidMappings, linux.gidMappings)
+            userns.write_maps(c1, linux.uidMappings, linux.gidMappings, posix.geteuid(),
+                              posix.getegid())
             channel.send("maps_done")
         elif kind == "net_devices":
             from pyrunc.linux import netdev

@@ -325,13 +325,33 @@ def mount_one(root_fd, m, bundle, in_userns, idmap_fd=None, in_cgroupns=False,
     if defer_ro:
         flags &= ~sc.MS_RDONLY
     under = None
+    host_sys = False
     try:
         if opts.copyup and m.type == "tmpfs":
             # the directory the tmpfs hides, still readable through this fd once it is hidden
             under = sc.openat2(fd, ".", posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC, 0)
-        sc.mount(m.source or m.type, fd_path(fd), m.type, flags, data, what=f"mount {m.type}")
+        try:
+            sc.mount(m.source or m.type, fd_path(fd), m.type, flags, data,
+                     what=f"mount {m.type}")
+        except PermissionError:
+            if not (m.type == "sysfs" and in_userns):
+                raise
+            # sysfs wants a network namespace our user namespace owns; without one the
+            # host's /sys, bound read-only (runc does the same)
+            sc.mount("/sys", fd_path(fd), None, sc.MS_BIND | sc.MS_REC,
+                     what="bind /sys (sysfs refused)")
+            host_sys = True
     finally:
         posix.close(fd)
+    if host_sys:
+        # read-only through and through (its submounts too), whatever the options say
+        top = open_in_root(root_fd, m.destination)
+        try:
+            # MOUNT_ATTR_RDONLY, and nosuid, nodev, noexec (their MS_ bits are the same)
+            sc.mount_setattr(top, 0x1 | (opts.flags & REMOUNT_KEEP), 0, recursive=True)
+        finally:
+            posix.close(top)
+        return False
     if under is not None:
         try:
             copy_up(under, root_fd, m.destination)
