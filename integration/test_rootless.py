@@ -1,0 +1,393 @@
+"""Rootless mode (issue 12.4; 11.7): an ordinary user runs containers, with runc's rootless
+mode as the oracle.
+
+The test makes its own user (`pyrunc-rl-XXXXXX`, no home), gives it subordinate id ranges
+of its own in /etc/subuid and /etc/subgid (a range no other entry overlaps), and an
+XDG_RUNTIME_DIR; the user, its ranges and its directories are removed afterwards. Every
+runtime command runs as that user. pyrunc must be runnable by it: bin/pyrunc in the
+repository when the user can read it, else a copy of the package (and the venv's cffi)
+under the test's directory.
+"""
+import errno
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import uuid
+
+import pytest
+
+from integration import itlib
+
+SUBIDS = 65536
+
+
+def _subid_ends(path):
+    ends = []
+    with open(path) as f:
+        for line in f:
+            parts = line.strip().split(":")
+            if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+                ends.append(int(parts[1]) + int(parts[2]))
+    return ends
+
+
+class User:
+    """The test's unprivileged user; run() runs a command as it."""
+
+    def __init__(self, name, base):
+        self.name = name
+        pw = pwd.getpwnam(name)
+        self.uid, self.gid = pw.pw_uid, pw.pw_gid
+        self.base = base
+        self.xdg = os.path.join(base, "run")
+        self.sub = None
+        self.pyrunc = None
+
+    def env(self, **extra):
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": self.base,
+               "USER": self.name, "LOGNAME": self.name, "XDG_RUNTIME_DIR": self.xdg,
+               "LANG": "C.UTF-8"}
+        env.update(extra)
+        return env
+
+    def run(self, argv, env=None, cwd=None, timeout=itlib.TIMEOUT, **kw):
+        kw.setdefault("stdin", subprocess.DEVNULL)
+        kw.setdefault("capture_output", True)
+        return subprocess.run(argv, user=self.uid, group=self.gid, extra_groups=[],
+                              env=env or self.env(), cwd=cwd or self.base, text=True,
+                              timeout=timeout, **kw)
+
+    def chown_tree(self, path):
+        for d, dirs, files in os.walk(path):
+            for n in [d] + [os.path.join(d, x) for x in dirs + files]:
+                os.lchown(n, self.uid, self.gid)
+
+
+def _pyrunc_for(user):
+    """argv of a pyrunc the user can run: the repository's, or a private copy."""
+    argv = itlib.runtime_command("pyrunc")
+    if user.run([*argv, "--version"]).returncode == 0:
+        return argv
+    # the repository is under a directory the user cannot read (/root): copy what
+    # bin/pyrunc puts on sys.path (the package, and the venv's site-packages for cffi)
+    copy = os.path.join(user.base, "pyrunc-copy")
+    site = next(p for p in __import__("sys").path
+                if p.startswith(os.path.join(itlib.REPO, ".venv")) and
+                p.endswith("site-packages"))
+    shutil.copytree(os.path.join(itlib.REPO, "pyrunc"), os.path.join(copy, "pyrunc"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(site, os.path.join(copy, "site"), symlinks=True)
+    with open(os.path.join(itlib.REPO, "bin", "pyrunc")) as f:
+        text = f.read()
+    lines = [f'sys.path[:0] = ["{copy}", "{copy}/site"]' if line.startswith("sys.path[:0]")
+             else line for line in text.splitlines()]
+    launcher = os.path.join(copy, "pyrunc")
+    with open(launcher, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    for d, dirs, files in os.walk(copy):
+        os.chmod(d, 0o755)
+        for n in files:
+            os.chmod(os.path.join(d, n), 0o755 if n == "pyrunc" else 0o644)
+    assert user.run([launcher, "--version"]).returncode == 0
+    return [launcher]
+
+
+@pytest.fixture(scope="module")
+def rl_user():
+    name = f"pyrunc-rl-{uuid.uuid4().hex[:6]}"
+    base = tempfile.mkdtemp(prefix=f"{name}-", dir="/tmp")
+    os.chmod(base, 0o755)
+    # no automatic subordinate ids: the test gives its own, above every existing range
+    subprocess.run(["useradd", "-M", "-d", base, "-s", "/usr/sbin/nologin", "-K",
+                    "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", name], check=True,
+                   capture_output=True)
+    try:
+        user = User(name, base)
+        first = max(_subid_ends("/etc/subuid") + _subid_ends("/etc/subgid") + [1 << 30])
+        first = (first + SUBIDS) // SUBIDS * SUBIDS
+        user.sub = first
+        span = f"{first}-{first + SUBIDS - 1}"
+        subprocess.run(["usermod", "--add-subuids", span, "--add-subgids", span, name],
+                       check=True, capture_output=True)
+        os.mkdir(user.xdg, 0o700)
+        os.chown(base, user.uid, user.gid)
+        os.chown(user.xdg, user.uid, user.gid)
+        user.pyrunc = _pyrunc_for(user)
+        yield user
+    finally:
+        subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
+        subprocess.run(["userdel", name], capture_output=True)
+        for path in ("/etc/subuid", "/etc/subgid"):
+            with open(path) as f:
+                left = [line for line in f if line.startswith(f"{name}:")]
+            if left:  # userdel keeps them on some versions: leave the files as found
+                subprocess.run(["sed", "-i", f"/^{name}:/d", path], check=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+class RootlessRuntime:
+    """A runtime run by the test's user, with its state under the user's XDG dir."""
+
+    def __init__(self, name, user, workdir):
+        self.name, self.user, self.workdir = name, user, workdir
+        self.argv = user.pyrunc if name == "pyrunc" else [shutil.which("runc")]
+        self.root = os.path.join(user.xdg, f"{name}-{os.path.basename(workdir)}")
+        self.ids = []
+
+    def cmd(self, *args, root=True, **kw):
+        pre = ["--root", self.root] if root else []
+        return self.user.run([*self.argv, *pre, *args], **kw)
+
+    def run(self, bundle, cid=None, *extra, **kw):
+        bundle.save()
+        self.user.chown_tree(bundle.path)
+        cid = cid or itlib.new_id()
+        self.ids.append(cid)
+        return self.cmd("run", "--bundle", bundle.path, *extra, cid, **kw)
+
+    def cleanup(self):
+        problems = []
+        for cid in self.ids:
+            proc = self.cmd("delete", "--force", cid)
+            if proc.returncode != 0 and "not exist" not in proc.stderr \
+                    and "does not exist" not in proc.stderr:
+                problems.append(f"delete --force {cid}: {proc.stderr.strip()}")
+        return problems
+
+
+@pytest.fixture(params=["pyrunc", "runc"])
+def rl(request, rl_user, workdir):
+    names = os.environ.get("PYRUNC_IT_RUNTIMES", "pyrunc").split(",")
+    if request.param not in names:
+        pytest.skip(f"{request.param} is not in PYRUNC_IT_RUNTIMES")
+    rt = RootlessRuntime(request.param, rl_user, workdir)
+    yield rt
+    problems = rt.cleanup()
+    assert not problems, problems
+
+
+def _rootless_bundle(rl, workdir, probe_binary, *words):
+    """A busybox bundle with the probe, its config from `RUNTIME spec --rootless` (the
+    runtime's own, made by the user)."""
+    b = itlib.new_bundle(os.path.join(workdir, f"bundle-{rl.name}"), probe_binary, *words)
+    os.unlink(os.path.join(b.path, "config.json"))
+    rl.user.chown_tree(b.path)
+    proc = rl.cmd("spec", "--rootless", "--bundle", b.path, root=False)
+    assert proc.returncode == 0, proc.stderr
+    with open(os.path.join(b.path, "config.json")) as f:
+        b.config = json.load(f)
+    b.config["process"]["terminal"] = False
+    b.config["process"]["capabilities"].pop("ambient", None)  # runc's: warned about by both
+    b.config["root"]["readonly"] = False
+    b.probe_args(*words)
+    return b
+
+
+def _report(proc, rl):
+    assert proc.returncode == 0, f"{rl.name}: exit {proc.returncode}: {proc.stderr}"
+    return itlib.parse_report(proc.stdout)
+
+
+def _maps(text):
+    return [line.split() for line in text.strip().splitlines()]
+
+
+def test_spec_rootless_is_runcs(rl_user, workdir):
+    specs = {}
+    for name in ("pyrunc", "runc"):
+        d = os.path.join(workdir, f"spec-{name}")
+        os.mkdir(d)
+        os.chown(d, rl_user.uid, rl_user.gid)
+        argv = rl_user.pyrunc if name == "pyrunc" else ["runc"]
+        proc = rl_user.run([*argv, "spec", "--rootless"], cwd=d)
+        assert proc.returncode == 0, proc.stderr
+        with open(os.path.join(d, "config.json")) as f:
+            specs[name] = json.load(f)
+    mine, runcs = specs["pyrunc"], specs["runc"]
+    for key in ("namespaces", "uidMappings", "gidMappings", "maskedPaths", "readonlyPaths"):
+        assert mine["linux"].get(key) == runcs["linux"].get(key), key
+    assert "resources" not in mine["linux"] and "resources" not in runcs["linux"]
+    assert mine["mounts"] == runcs["mounts"]
+    assert mine["linux"]["uidMappings"] == [{"containerID": 0, "hostID": rl_user.uid,
+                                             "size": 1}]
+
+
+def test_own_ids_state_under_xdg_and_sys_bound(rl, workdir, probe_binary):
+    """runc spec --rootless's bundle, no --root: the state goes to $XDG_RUNTIME_DIR/NAME."""
+    b = _rootless_bundle(rl, workdir, probe_binary, "read=/proc/self/uid_map",
+                         "read=/proc/self/gid_map", "read=/proc/self/setgroups",
+                         "chmod=/sys/kernel", "hold=10")
+    b.save()
+    rl.user.chown_tree(b.path)
+    cid = itlib.new_id()
+    rl.ids.append(cid)
+    default_root = os.path.join(rl.user.xdg, rl.name)
+    out = os.path.join(workdir, f"{rl.name}.out")
+    with open(out, "w") as f:
+        os.chown(out, rl.user.uid, rl.user.gid)
+        proc = subprocess.Popen([*rl.argv, "run", "--bundle", b.path, cid], stdout=f,
+                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                user=rl.user.uid, group=rl.user.gid, extra_groups=[],
+                                env=rl.user.env(), text=True)
+    try:
+        state = None
+        for _ in range(200):
+            st = rl.user.run([*rl.argv, "state", cid])
+            if st.returncode == 0 and json.loads(st.stdout)["status"] == "running":
+                state = json.loads(st.stdout)
+                break
+            __import__("time").sleep(0.05)
+        assert state is not None, proc.stderr
+        sdir = os.path.join(default_root, cid)
+        assert os.path.isfile(os.path.join(sdir, "state.json"))
+        st = os.stat(default_root)
+        assert (st.st_uid, st.st_mode & 0o077) == (rl.user.uid, 0)
+        status = itlib.proc_status(state["pid"])
+        # the container's root is the user, seen from the host
+        assert status["Uid"].split()[0] == str(rl.user.uid)
+    finally:
+        rl.user.run([*rl.argv, "kill", cid, "KILL"])
+        proc.wait(timeout=10)
+        rl.user.run([*rl.argv, "delete", "--force", cid])
+    with open(out) as f:
+        report = itlib.parse_report(f.read())
+    assert not os.path.exists(os.path.join(default_root, cid))
+    assert report["uid"] == 0 and report["gid"] == 0
+    assert _maps(report.result("read=/proc/self/uid_map")["head"]) == \
+        [["0", str(rl.user.uid), "1"]]
+    assert _maps(report.result("read=/proc/self/gid_map")["head"]) == \
+        [["0", str(rl.user.gid), "1"]]
+    # the kernel's price for mapping one's own gid: setgroups denied
+    assert report.result("read=/proc/self/setgroups")["head"].strip() == "deny"
+    sys_mount = report.mount("/sys")
+    assert sys_mount["fstype"] == "sysfs" and "ro" in sys_mount["options"].split(",")
+    assert report.errno("chmod=/sys/kernel") in (errno.EROFS, errno.EACCES)
+
+
+def test_subordinate_ids_through_newuidmap(rl, workdir, probe_binary):
+    """Root is the user, 1..65536 its subordinate range; the process runs as 1000, whose
+    file the host sees owned by the range's id 999."""
+    b = _rootless_bundle(rl, workdir, probe_binary, "read=/proc/self/uid_map",
+                         "read=/proc/self/gid_map", "write=/tmp/owned")
+    u = rl.user
+    for key, own in (("uidMappings", u.uid), ("gidMappings", u.gid)):
+        b.config["linux"][key] = [{"containerID": 0, "hostID": own, "size": 1},
+                                  {"containerID": 1, "hostID": u.sub, "size": SUBIDS}]
+    b.config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    report = _report(rl.run(b), rl)
+    assert (report["uid"], report["gid"]) == (1000, 1000)
+    assert _maps(report.result("read=/proc/self/uid_map")["head"]) == \
+        [["0", str(u.uid), "1"], ["1", str(u.sub), str(SUBIDS)]]
+    assert report.errno("write=/tmp/owned") == 0
+    st = os.stat(os.path.join(b.rootfs, "tmp", "owned"))
+    assert (st.st_uid, st.st_gid) == (u.sub + 999, u.sub + 999)
+
+
+def test_ids_that_are_not_the_users_are_refused(rl, workdir, probe_binary):
+    b = _rootless_bundle(rl, workdir, probe_binary)
+    b.config["linux"]["uidMappings"].append({"containerID": 1, "hostID": 0, "size": 1})
+    before = itlib.pids()
+    proc = rl.run(b)
+    assert proc.returncode != 0
+    if rl.name == "pyrunc":
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1, proc.stderr
+        assert "linux.uidMappings[1]" in lines[0] and "not yours" in lines[0]
+    assert not os.listdir(rl.root) if os.path.isdir(rl.root) else True
+    assert not itlib.leftover_processes(before, [rl.ids[-1]])
+
+
+@pytest.mark.parametrize("runtime_name", ["pyrunc"])
+def test_no_mappings_maps_the_callers_ids(rl_user, workdir, probe_binary, runtime_name):
+    """Issue 11.7: a new user namespace without maps gets crun's (runc 1.1 refuses it): the
+    caller as process.user, the rest from its subordinate range."""
+    rl = RootlessRuntime("pyrunc", rl_user, workdir)
+    try:
+        b = _rootless_bundle(rl, workdir, probe_binary, "read=/proc/self/uid_map",
+                             "read=/proc/self/gid_map")
+        del b.config["linux"]["uidMappings"], b.config["linux"]["gidMappings"]
+        report = _report(rl.run(b), rl)
+        u = rl_user
+        assert _maps(report.result("read=/proc/self/uid_map")["head"]) == \
+            [["0", str(u.uid), "1"], ["1", str(u.sub), str(SUBIDS)]]
+        assert _maps(report.result("read=/proc/self/gid_map")["head"]) == \
+            [["0", str(u.gid), "1"], ["1", str(u.sub), str(SUBIDS)]]
+        assert report["uid"] == 0
+    finally:
+        assert not rl.cleanup()
+
+
+def test_sysfs_in_a_user_namespace_without_network_is_bound(rl_user, workdir, probe_binary):
+    """Issue 11.8: sysfs is refused (EPERM) without a network namespace of the user's own:
+    /sys is bound from the host, read-only throughout. runc 1.1.5 fails here (newer runc
+    binds, as pyrunc)."""
+    rl = RootlessRuntime("pyrunc", rl_user, workdir)
+    try:
+        b = _rootless_bundle(rl, workdir, probe_binary, "chmod=/sys/kernel")
+        for m in b.config["mounts"]:
+            if m["destination"] == "/sys":
+                m.update(type="sysfs", source="sysfs", options=["nosuid", "noexec", "nodev"])
+        report = _report(rl.run(b), rl)
+        for m in report["mounts"]:
+            if m["mount_point"] == "/sys" or m["mount_point"].startswith("/sys/"):
+                if m["mount_point"].startswith("/sys/fs/cgroup"):
+                    continue  # the config's own cgroup mount, on top
+                assert "ro" in m["options"].split(","), m
+                assert "nosuid" in m["options"].split(","), m
+        assert report.mount("/sys")["fstype"] == "sysfs"
+        assert report.errno("chmod=/sys/kernel") in (errno.EROFS, errno.EACCES)
+    finally:
+        assert not rl.cleanup()
+
+
+def test_resources_without_root_one_warning(rl_user, workdir, probe_binary):
+    """No cgroup is delegated to the user: the container runs in the user's own cgroup,
+    with one warning (--strict refuses)."""
+    rl = RootlessRuntime("pyrunc", rl_user, workdir)
+    try:
+        b = _rootless_bundle(rl, workdir, probe_binary, "read=/proc/self/cgroup")
+        b.config["linux"]["resources"] = {"pids": {"limit": 50},
+                                          "memory": {"limit": 64 << 20}}
+        proc = rl.run(b)
+        report = _report(proc, rl)
+        warnings = [line for line in proc.stderr.splitlines() if "warning" in line]
+        assert len(warnings) == 1 and "linux.resources" in warnings[0], proc.stderr
+        # no cgroup of its own: it is where the user's process was (this test's cgroup)
+        with open("/proc/self/cgroup") as f:
+            mine = f.read()
+        seen = report.result("read=/proc/self/cgroup")["head"]
+        assert seen and mine.startswith(seen)
+        assert not itlib.cgroups_named(rl.ids)
+        strict = rl.cmd("--strict", "run", "--bundle", b.path, itlib.new_id())
+        assert strict.returncode == 1 and "linux.resources" in strict.stderr
+    finally:
+        assert not rl.cleanup()
+
+
+def test_lifecycle_create_exec_kill_delete(rl, workdir, probe_binary):
+    b = _rootless_bundle(rl, workdir, probe_binary, "hold=20")
+    b.save()
+    rl.user.chown_tree(b.path)
+    cid = itlib.new_id()
+    rl.ids.append(cid)
+    out = os.path.join(workdir, f"{rl.name}-create.out")
+    with open(out, "w") as f:
+        os.chown(out, rl.user.uid, rl.user.gid)
+        proc = rl.cmd("create", "--bundle", b.path, cid, stdout=f, stderr=subprocess.STDOUT,
+                      capture_output=False)
+    assert proc.returncode == 0, open(out).read()
+    assert json.loads(rl.cmd("state", cid).stdout)["status"] == "created"
+    assert rl.cmd("start", cid).returncode == 0
+    ex = rl.cmd("exec", cid, "/bin/busybox", "cat", "/proc/self/uid_map")
+    assert ex.returncode == 0, ex.stderr
+    assert _maps(ex.stdout) == [["0", str(rl.user.uid), "1"]]
+    assert rl.cmd("kill", cid, "KILL").returncode == 0
+    for _ in range(100):
+        if json.loads(rl.cmd("state", cid).stdout)["status"] == "stopped":
+            break
+        __import__("time").sleep(0.05)
+    assert rl.cmd("delete", cid).returncode == 0
+    assert rl.cmd("state", cid).returncode != 0
