@@ -53,6 +53,7 @@ def c1_main(ctx):
         sc.role = "child"
         # nothing in the container may ptrace or open /proc/PID/* of the runtime
         sc.prctl(sc.PR_SET_DUMPABLE, 0, what="prctl PR_SET_DUMPABLE")
+        steps = load_init_code(ctx)  # C2, forked below, inherits it
         run_steps(ctx, NAMESPACE_STEPS)
         # C2 waits on this pipe until the parent has its pid: the parent then knows the
         # pid before any message from C2 (and can kill it if anything fails)
@@ -62,7 +63,7 @@ def c1_main(ctx):
             posix.close(w)
             posix.read(r, 1)
             posix.close(r)
-            c2_main(ctx)
+            c2_main(ctx, steps=steps)
         ctx.channel.send("pid", pid=pid)
         posix.write(w, b"1")
     except BaseException as e:  # noqa: B036 - anything must reach the parent, then exit
@@ -72,15 +73,25 @@ def c1_main(ctx):
         posix._exit(0)
 
 
-def c2_main(ctx, namespace_steps=()):
+def load_init_code(ctx):
+    """Import all the code the init will run, in the child, before its first step (the
+    parent never needs it). After the user namespace, setresuid or pivot_root a module may
+    be unreadable or gone: a mapped uid cannot enter a 0700 home holding the virtualenv or
+    Python itself (`python3 -m venv ~/venv`, pyenv)."""
+    from pyrunc.init import steps
+    steps.preload(ctx.config, ctx.process)
+    if ctx.debug:
+        import traceback  # noqa: F401 - report()'s, for an internal error
+    timing.lap("import the init's steps")
+    return steps
+
+
+def c2_main(ctx, namespace_steps=(), steps=None):
     """The init; forked by the parent directly, it first enters the other namespaces.
-    It imports its steps' modules itself, before any step (nothing can be imported after
-    pivot_root): the parent never needs them."""
+    With a user namespace, C1 has loaded its code (steps) already."""
     sc.role = "init"
     try:
-        from pyrunc.init import steps
-        steps.preload(ctx.config, ctx.process)
-        timing.lap("import the init's steps")
+        steps = steps or load_init_code(ctx)
         run_steps(ctx, namespace_steps)
         run_steps(ctx, steps.EXEC_STEPS if ctx.exec_mode else steps.INIT_STEPS)
     except BaseException as e:  # noqa: B036
