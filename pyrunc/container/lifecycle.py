@@ -77,8 +77,19 @@ def prepare(opts, bundle, config, ctx):
     prepare_process(opts, config, config.process, ctx, [])
     check_support(config, opts)
     ctx.cgroup = plan_cgroup(opts, config)
-    if any(idmap.wants_idmap(m) for m in config.mounts or ()):
+    idmapped = [i for i, m in enumerate(config.mounts or ()) if idmap.wants_idmap(m)]
+    if idmapped and posix.geteuid() != 0:
+        m = config.mounts[idmapped[0]]
+        raise PyruncError("an idmapped mount needs root: mount_setattr wants CAP_SYS_ADMIN "
+                          "in the filesystem's user namespace",
+                          path=f"mounts[{idmapped[0]}] ({m.destination})", step="mounts")
+    if idmapped:
         ctx.idmap_fds = idmap.userns_fds(config.mounts)
+    if ctx.ns.has("user") and posix.geteuid() == 0:
+        from pyrunc.linux import mountsrc, rootfs
+        ctx.mount_sources = mountsrc.wanted(
+            config.mounts, lambda m: rootfs.is_bind(m, rootfs.parse_options(m.options)))
+        ctx.sources_from_runtime = bool(ctx.mount_sources)
     ctx.preserve_fds = opts.preserve_fds
     ctx.no_pivot = opts.no_pivot
     ctx.explain = opts.explain
@@ -208,8 +219,8 @@ def create(opts):
             ctx.channel = child
         c1, init_pid = fork_init(ctx, in_child)
         child.close()
-        for fd in (ctx.idmap_fds or {}).values():
-            posix.close(fd)
+        if not ctx.sources_from_runtime:  # else the parent makes the idmapped trees
+            close_idmap_fds(ctx)
         if console is not None:
             console.close()
         timing.lap("fork")
@@ -246,6 +257,7 @@ def create(opts):
             for fd in (ctx.fifo_fd, ctx.proc_fd):
                 if fd is not None:
                     posix.close(fd)
+            close_idmap_fds(ctx)
             parent.close()
             if c1 is not None:
                 _reap(c1)
@@ -258,6 +270,28 @@ def create(opts):
         container.remove()
         raise
     return container
+
+
+def close_idmap_fds(ctx):
+    for fd in (ctx.idmap_fds or {}).values():
+        posix.close(fd)
+    ctx.idmap_fds = None
+
+
+def send_mount_sources(channel, ctx, init_pid, config):
+    from pyrunc.init.context import MAX_FDS
+    from pyrunc.linux import mountsrc
+    opened = mountsrc.open_sources(init_pid, config.mounts, ctx.mount_sources, ctx.bundle,
+                                   ctx.idmap_fds)
+    try:
+        for at in range(0, max(len(opened), 1), MAX_FDS):
+            batch = opened[at:at + MAX_FDS]
+            channel.send("mount_sources_done", fds=[fd for _, _, fd in batch],
+                         entries=[[i, kind] for i, kind, _ in batch],
+                         last=at + MAX_FDS >= len(opened))
+    finally:
+        for _, _, fd in opened:
+            posix.close(fd)
 
 
 def drive(channel, ctx, c1, init_pid, config, until):
@@ -294,6 +328,8 @@ def drive(channel, ctx, c1, init_pid, config, until):
             finally:
                 posix.close(msg["fds"][0])
             channel.send("seccomp_listener_done")
+        elif kind == "mount_sources":
+            send_mount_sources(channel, ctx, init_pid, config)
         elif kind == "cgroups":
             channel.send("cgroups_done")  # the cgroups step ran before this loop
         elif kind == "fifo":
