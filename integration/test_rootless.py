@@ -414,3 +414,50 @@ def test_lifecycle_create_exec_kill_delete(rl, workdir, probe_binary):
         __import__("time").sleep(0.05)
     assert rl.cmd("delete", cid).returncode == 0
     assert rl.cmd("state", cid).returncode != 0
+
+
+def _no_user_namespace(c):
+    c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "user"]
+    del c["linux"]["uidMappings"], c["linux"]["gidMappings"]
+
+
+def _net_device(c):
+    c["linux"]["namespaces"].append({"type": "network"})
+    c["linux"]["netDevices"] = {"lo": {}}
+
+
+def _idmapped_mount(c):
+    c["mounts"].append({"destination": "/mnt", "type": "bind", "source": "/tmp",
+                        "options": ["rbind", "idmap"],
+                        "uidMappings": [{"containerID": 0, "hostID": 0, "size": 1}],
+                        "gidMappings": [{"containerID": 0, "hostID": 0, "size": 1}]})
+
+
+def _refused(rl, b, path, words):
+    before = itlib.pids()
+    proc = rl.run(b)
+    assert proc.returncode == 1, proc.stderr
+    if rl.name == "pyrunc":
+        lines = [line for line in proc.stderr.splitlines() if "warning" not in line]
+        assert len(lines) == 1 and path in lines[0] and words in lines[0], proc.stderr
+    assert not (os.path.isdir(rl.root) and os.listdir(rl.root))
+    assert not itlib.leftover_processes(before, [rl.ids[-1]])
+
+
+def test_without_a_user_namespace_is_refused(rl, workdir, probe_binary):
+    b = _rootless_bundle(rl, workdir, probe_binary)
+    _no_user_namespace(b.config)
+    _refused(rl, b, "linux.namespaces", "needs a user namespace")
+
+
+@pytest.mark.parametrize("change, path", [(_net_device, "linux.netDevices"),
+                                          (_idmapped_mount, "mounts[7] (/mnt)")])
+def test_what_needs_root_is_one_clear_line(rl_user, workdir, probe_binary, change, path):
+    """Spec 1.2 settings (runc 1.1 has neither)."""
+    rl = RootlessRuntime("pyrunc", rl_user, workdir)
+    try:
+        b = _rootless_bundle(rl, workdir, probe_binary)
+        change(b.config)
+        _refused(rl, b, path, "needs root")
+    finally:
+        assert not rl.cleanup()

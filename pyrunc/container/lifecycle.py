@@ -69,6 +69,8 @@ def prepare(opts, bundle, config, ctx):
         raise PyruncError(f"{ctx.rootfs} is not a directory", path="root.path", step="load")
     ctx.rootfs = paths.realpath(ctx.rootfs)
     ctx.ns = namespaces.plan(linux.namespaces if linux else None)
+    if posix.geteuid() != 0:
+        refuse_what_needs_root(ctx, linux)
     if ctx.ns.new_user:
         plan_user_namespace(config)
     if not ctx.ns.has("mount"):
@@ -96,6 +98,17 @@ def prepare(opts, bundle, config, ctx):
     ctx.debug = opts.debug
     ctx.state = {"ociVersion": config.ociVersion, "id": ctx.id, "bundle": bundle,
                  "annotations": config.annotations or {}}
+
+
+def refuse_what_needs_root(ctx, linux):
+    """Rootless: what only root may do, said before anything starts."""
+    if not ctx.ns.has("user"):
+        raise PyruncError("without root, a container needs a user namespace (add {\"type\": "
+                          "\"user\"}; `pyrunc spec --rootless` makes such a config)",
+                          path="linux.namespaces", step="namespaces")
+    if linux.netDevices:
+        raise PyruncError("moving a host interface into the container needs root",
+                          path="linux.netDevices", step="net_devices")
 
 
 def plan_user_namespace(config):
