@@ -461,3 +461,80 @@ def test_what_needs_root_is_one_clear_line(rl_user, workdir, probe_binary, chang
         _refused(rl, b, path, "needs root")
     finally:
         assert not rl.cleanup()
+
+
+def _podman(user, runtime_argv):
+    """podman as the user: its own storage (vfs) and config under the user's directory,
+    cgroupfs, file events; `--runtime` a launcher of the runtime."""
+    base = os.path.join(user.base, "podman")
+    env = user.env(HOME=os.path.join(base, "home"),
+                   XDG_CONFIG_HOME=os.path.join(base, "config"),
+                   XDG_DATA_HOME=os.path.join(base, "data"))
+    if not os.path.isdir(base):
+        os.makedirs(os.path.join(base, "config", "containers"))
+        for d in ("home", "data"):
+            os.makedirs(os.path.join(base, d))
+        conf = os.path.join(base, "config", "containers")
+        with open(os.path.join(conf, "containers.conf"), "w") as f:
+            f.write('[containers]\nnetns = "none"\n'
+                    '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n')
+        with open(os.path.join(conf, "storage.conf"), "w") as f:
+            f.write('[storage]\ndriver = "vfs"\n')
+        with open(os.path.join(conf, "registries.conf"), "w") as f:
+            f.write("unqualified-search-registries = []\n")
+        user.chown_tree(base)
+    launcher = os.path.join(base, f"runtime-{os.path.basename(runtime_argv[0])}")
+    with open(launcher, "w") as f:
+        f.write("#!/bin/sh\nexec " + " ".join(runtime_argv) + ' "$@"\n')
+    os.chmod(launcher, 0o755)
+    argv = ["podman", "--cgroup-manager", "cgroupfs", "--events-backend", "file",
+            "--runtime", launcher]
+
+    def podman(*args, timeout=60):
+        return user.run([*argv, *args], env=env, timeout=timeout)
+    return podman
+
+
+@pytest.fixture(scope="module")
+def podman_image(rl_user):
+    if shutil.which("podman") is None:
+        pytest.fail("podman is not installed (scripts/setup.sh installs it)", pytrace=False)
+    podman = _podman(rl_user, rl_user.pyrunc)
+    bundle = os.path.join(rl_user.base, "podman-bundle")
+    proc = rl_user.run([*rl_user.pyrunc, "bundle", bundle])
+    assert proc.returncode == 0, proc.stderr
+    tar = os.path.join(rl_user.base, "rootfs.tar")
+    proc = rl_user.run(["tar", "-C", os.path.join(bundle, "rootfs"), "-cf", tar, "."])
+    assert proc.returncode == 0, proc.stderr
+    proc = podman("import", tar, "localhost/pyrunc-rl-busybox")
+    assert proc.returncode == 0, proc.stderr
+    yield "localhost/pyrunc-rl-busybox"
+    podman("rm", "--all", "--force", "--time", "0")
+    podman("rmi", "--all", "--force")
+
+
+def test_podman_as_the_user(rl, podman_image):
+    """podman as an ordinary user (its own user namespace from the user's ranges, own
+    storage) runs a container with the runtime: run, run -d, exec, stop, rm."""
+    podman = _podman(rl.user, rl.argv)
+    proc = podman("run", "--rm", "--network", "none", podman_image, "sh", "-c",
+                  "id -u; cat /proc/self/uid_map")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "0"
+    assert _maps("\n".join(lines[1:]))[:2] == [["0", str(rl.user.uid), "1"],
+                                               ["1", str(rl.user.sub), str(SUBIDS)]]
+    name = f"pyrunc-rl-{uuid.uuid4().hex[:6]}"
+    proc = podman("run", "-d", "--name", name, "--network", "none", podman_image,
+                  "sleep", "60")
+    assert proc.returncode == 0, proc.stderr
+    try:
+        proc = podman("exec", name, "sh", "-c", "echo in-exec; exit 5")
+        assert (proc.returncode, proc.stdout) == (5, "in-exec\n"), proc.stderr
+    finally:
+        assert podman("rm", "--force", "--time", "0", name).returncode == 0
+    # the runtime kept its state in the user's XDG_RUNTIME_DIR (runc's rule, inside
+    # podman's user namespace too), and none is left
+    state = os.path.join(rl.user.xdg, rl.name)
+    assert os.path.isdir(state)
+    assert not [n for n in os.listdir(state) if not n.startswith(".")]

@@ -69,6 +69,8 @@ def prepare(opts, bundle, config, ctx):
         raise PyruncError(f"{ctx.rootfs} is not a directory", path="root.path", step="load")
     ctx.rootfs = paths.realpath(ctx.rootfs)
     ctx.ns = namespaces.plan(linux.namespaces if linux else None)
+    from pyrunc.linux.userns import in_initial_userns
+    ctx.runtime_in_userns = not in_initial_userns()
     if posix.geteuid() != 0:
         refuse_what_needs_root(ctx, linux)
     if ctx.ns.new_user:
@@ -87,7 +89,7 @@ def prepare(opts, bundle, config, ctx):
                           path=f"mounts[{idmapped[0]}] ({m.destination})", step="mounts")
     if idmapped:
         ctx.idmap_fds = idmap.userns_fds(config.mounts)
-    if ctx.ns.has("user") and posix.geteuid() == 0:
+    if ctx.ns.has("user") and posix.geteuid() == 0 and not ctx.runtime_in_userns:
         from pyrunc.linux import mountsrc, rootfs
         ctx.mount_sources = mountsrc.wanted(
             config.mounts, lambda m: rootfs.is_bind(m, rootfs.parse_options(m.options)))
@@ -164,7 +166,8 @@ def plan_cgroup(opts, config):
     leaves cgroups alone: --systemd-cgroup (no systemd driver) or not root."""
     linux = config.linux
     resources = linux.resources if linux else None
-    if opts.systemd_cgroup or posix.geteuid() != 0:
+    from pyrunc.linux.userns import rootless
+    if opts.systemd_cgroup or rootless():
         # one warning, for what the config asked of cgroups
         asked = ("linux.resources" if resources else "linux.cgroupsPath"
                  if linux and linux.cgroupsPath and not opts.systemd_cgroup else None)

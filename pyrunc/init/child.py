@@ -21,7 +21,10 @@ from pyrunc.linux import namespaces
 def fork_init(ctx, in_child):
     """Fork the child of create/exec; in_child() runs first in it (closing the parent's
     ends). Returns (C1's pid or None, the init's pid or None: C1 reports it later)."""
-    if ctx.ns.has("user"):
+    # in a user namespace not the host's (rootless podman runs us as its uid 0) the parent
+    # could not setns back to its own pid namespace, which the host's user namespace owns:
+    # C1 makes the namespaces instead
+    if ctx.ns.has("user") or ctx.runtime_in_userns:
         c1 = posix.fork()
         if c1 == 0:
             in_child()

@@ -83,6 +83,7 @@ class Context:
         self.idmap_fds = None       # {mount index: user namespace fd} for idmapped mounts
         self.sources_from_runtime = False  # the parent opens the bind sources (mountsrc.py)
         self.mount_sources = None   # the indexes of those mounts
+        self.runtime_in_userns = False  # pyrunc itself runs in a user namespace not the host's
         self.mount_fds = None       # {mount index: (fd, "path" or "tree")}, from the parent
         self.channel = None         # Channel to the parent
         self.fifo_fd = None         # O_PATH fd of exec.fifo (create only; the init asks for it)
@@ -114,4 +115,5 @@ class Context:
 
     @property
     def in_userns(self):
-        return self.ns.has("user")
+        # the container's own, or the runtime's (rootless podman runs it as uid 0 of one)
+        return self.ns.has("user") or self.runtime_in_userns

@@ -13,6 +13,20 @@ from pyrunc.errors import PyruncError
 HELPERS = {"uid_map": "newuidmap", "gid_map": "newgidmap"}
 
 
+def in_initial_userns():
+    """True in the host's user namespace, whose uid_map maps all 2^32 ids. Rootless podman
+    runs the runtime as uid 0 of a user namespace of its own: root there, not on the host."""
+    try:
+        with open("/proc/self/uid_map") as f:
+            return f.read().split() == ["0", "0", "4294967295"]
+    except OSError:
+        return True
+
+
+def rootless():
+    return posix.geteuid() != 0 or not in_initial_userns()
+
+
 def map_text(mappings):
     return "".join(f"{m.containerID} {m.hostID} {m.size}\n" for m in mappings)
 
