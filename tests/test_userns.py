@@ -86,7 +86,7 @@ def test_subordinate_ranges_by_name_or_uid(tmp_path):
 def test_state_root_without_root_is_under_xdg_runtime_dir():
     env = {b"XDG_RUNTIME_DIR": b"/run/user/1000/"}
     assert default_root(env, euid=1000) == "/run/user/1000/pyrunc"
-    assert default_root(env, euid=0) == "/run/pyrunc"          # runc: /run is root's
+    assert default_root(env, euid=0, initial_userns=True) == "/run/pyrunc"          # runc: /run is root's
     assert default_root({}, euid=1000) == "/run/pyrunc"
     assert default_root({**env, b"PYRUNC_ROOT": b"/x"}, euid=1000) == "/x"
 
@@ -110,3 +110,12 @@ def test_spec_rootless_is_runcs_shape():
                 if o.startswith(("uid=", "gid="))]
     assert c["linux"]["uidMappings"] == [{"containerID": 0, "hostID": os.geteuid(),
                                           "size": 1}]
+
+
+def test_uid_0_of_another_user_namespace_is_rootless_unless_user_is_root():
+    # rootless podman runs the runtime as uid 0 of its own user namespace (runc's rule)
+    env = {b"XDG_RUNTIME_DIR": b"/run/user/1000", b"USER": b"alice"}
+    assert default_root(env, euid=0, initial_userns=False) == "/run/user/1000/pyrunc"
+    assert default_root(env, euid=0, initial_userns=True) == "/run/pyrunc"
+    assert default_root({**env, b"USER": b"root"}, euid=0, initial_userns=False) == \
+        "/run/pyrunc"
