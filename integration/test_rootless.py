@@ -538,3 +538,71 @@ def test_podman_as_the_user(rl, podman_image):
     state = os.path.join(rl.user.xdg, rl.name)
     assert os.path.isdir(state)
     assert not [n for n in os.listdir(state) if not n.startswith(".")]
+
+
+@pytest.fixture
+def delegated_cgroups(rl_user):
+    """v1 pids and memory cgroups delegated to the user (made by root, chowned), below
+    this test's own cgroup; removed afterwards. {controller: directory}."""
+    own = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, key, path = line.rstrip("\n").split(":", 2)
+            own[key] = path
+    name = f"pyrunc-rl-deleg-{uuid.uuid4().hex[:6]}"
+    made = {}
+    try:
+        for ctl in ("pids", "memory"):
+            mount = f"/sys/fs/cgroup/{ctl}"
+            if ctl not in own or not os.path.isdir(mount):
+                pytest.fail(f"no v1 {ctl} hierarchy at {mount}", pytrace=False)
+            d = os.path.join(mount, own[ctl].lstrip("/"), name)
+            os.mkdir(d)
+            made[ctl] = d
+            for n in [d] + [os.path.join(d, f) for f in ("tasks", "cgroup.procs")]:
+                os.chown(n, rl_user.uid, rl_user.gid)
+        yield name, made
+    finally:
+        for d in made.values():
+            for sub in sorted((os.path.join(d, x) for x in os.listdir(d)
+                               if os.path.isdir(os.path.join(d, x))), reverse=True):
+                os.rmdir(sub)
+            os.rmdir(d)
+
+
+def test_a_delegated_cgroup_is_used(rl_user, workdir, probe_binary, delegated_cgroups):
+    """The hierarchies delegated to the user get the container's cgroup and its limits;
+    the others (devices among them) are left alone, without a warning for what they do
+    not hold. runc 1.1.5's rootless v1 manager is not compared: it ignores cgroups."""
+    name, made = delegated_cgroups
+    rl = RootlessRuntime("pyrunc", rl_user, workdir)
+    try:
+        b = _rootless_bundle(rl, workdir, probe_binary, "hold=20")
+        b.config["linux"]["cgroupsPath"] = f"{name}/ctr"
+        b.config["linux"]["resources"] = {"pids": {"limit": 50},
+                                          "memory": {"limit": 64 << 20}}
+        b.save()
+        rl.user.chown_tree(b.path)
+        cid = itlib.new_id()
+        rl.ids.append(cid)
+        out = os.path.join(workdir, "create.out")
+        with open(out, "w") as f:
+            os.chown(out, rl.user.uid, rl.user.gid)
+            proc = rl.cmd("create", "--bundle", b.path, cid, stdout=f,
+                          stderr=subprocess.STDOUT, capture_output=False)
+        text = open(out).read()
+        assert proc.returncode == 0, text
+        assert "warning" not in text, text
+        pid = json.loads(rl.cmd("state", cid).stdout)["pid"]
+        ctr = {ctl: os.path.join(d, "ctr") for ctl, d in made.items()}
+        with open(os.path.join(ctr["pids"], "pids.max")) as f:
+            assert f.read().strip() == "50"
+        with open(os.path.join(ctr["memory"], "memory.limit_in_bytes")) as f:
+            assert int(f.read()) == 64 << 20
+        for d in ctr.values():
+            with open(os.path.join(d, "cgroup.procs")) as f:
+                assert str(pid) in f.read().split()
+        assert rl.cmd("delete", "--force", cid).returncode == 0
+        assert not [d for d in ctr.values() if os.path.exists(d)]
+    finally:
+        assert not rl.cleanup()

@@ -163,27 +163,37 @@ def check_support(config, opts):
 
 def plan_cgroup(opts, config):
     """The container's cgroup, its limits checked (nothing written yet); None when pyrunc
-    leaves cgroups alone: --systemd-cgroup (no systemd driver) or not root."""
+    leaves cgroups alone: --systemd-cgroup (no systemd driver), or without root when no
+    hierarchy is delegated to the caller."""
+    from pyrunc.linux import cgroups
+    from pyrunc.linux.userns import rootless
     linux = config.linux
     resources = linux.resources if linux else None
-    from pyrunc.linux.userns import rootless
-    if opts.systemd_cgroup or rootless():
+    cg = None
+    without_root = not opts.systemd_cgroup and rootless()
+    if without_root:
+        cg = cgroups.delegated(cgroups.plan(linux.cgroupsPath if linux else None, opts.id))
+    if cg is None and (opts.systemd_cgroup or without_root):
         # one warning, for what the config asked of cgroups
         asked = ("linux.resources" if resources else "linux.cgroupsPath"
                  if linux and linux.cgroupsPath and not opts.systemd_cgroup else None)
         if asked:
             why = ("the systemd cgroup driver is not implemented" if opts.systemd_cgroup
-                   else "without root pyrunc makes no cgroup (the container stays in yours)")
+                   else "without root pyrunc makes no cgroup unless one is delegated to "
+                   "you (the container stays in yours)")
             if opts.strict:
                 raise PyruncError(f"{why} (strict mode)", path=asked, step="load")
             opts.log.warning(f"{asked}: {why}; ignored")
         return None
-    from pyrunc.linux import cgroups
-    cg = cgroups.plan(linux.cgroupsPath if linux else None, opts.id)
+    if cg is None:
+        cg = cgroups.plan(linux.cgroupsPath if linux else None, opts.id)
     warnings = []
-    cgroups.set_resources(cg, cgroups.with_device_rules(resources), warnings, dry=True)
+    cgroups.set_resources(cg, cgroups.with_device_rules(resources) if cg.device_rules
+                          else resources, warnings, dry=True)
     cg.drop_idle_v2_tree()
     for w in warnings:
+        if without_root:
+            w = w.replace("on this host", "delegated to you")
         if opts.strict:
             path, _, why = w.partition(": ")
             raise PyruncError(f"{why.removesuffix(', ignored')} (strict mode)", path=path,

@@ -32,7 +32,9 @@ def step_cgroups(ctx):
     cg = ctx.cgroup
     cgroups.create(cg)
     # the limits the parent checked in its dry run (lifecycle.plan_cgroup), now written
-    cgroups.set_resources(cg, cgroups.with_device_rules(ctx.setting("resources")), [])
+    resources = ctx.setting("resources")
+    cgroups.set_resources(cg, cgroups.with_device_rules(resources) if cg.device_rules
+                          else resources, [])
 
 
 def step_user_namespace(ctx):
