@@ -69,8 +69,11 @@ class User:
 def _pyrunc_for(user):
     """argv of a pyrunc the user can run: the repository's, or a private copy."""
     argv = itlib.runtime_command("pyrunc")
-    if user.run([*argv, "--version"]).returncode == 0:
-        return argv
+    try:
+        if user.run([*argv, "--version"]).returncode == 0:
+            return argv
+    except OSError:
+        pass  # not even executable by the user (a 0700 parent)
     # the repository is under a directory the user cannot read (/root): copy what
     # bin/pyrunc puts on sys.path (the package, and the venv's site-packages for cffi)
     copy = os.path.join(user.base, "pyrunc-copy")
@@ -84,13 +87,14 @@ def _pyrunc_for(user):
         text = f.read()
     lines = [f'sys.path[:0] = ["{copy}", "{copy}/site"]' if line.startswith("sys.path[:0]")
              else line for line in text.splitlines()]
-    launcher = os.path.join(copy, "pyrunc")
+    os.mkdir(os.path.join(copy, "bin"))
+    launcher = os.path.join(copy, "bin", "pyrunc")
     with open(launcher, "w") as f:
         f.write("\n".join(lines) + "\n")
     for d, dirs, files in os.walk(copy):
         os.chmod(d, 0o755)
         for n in files:
-            os.chmod(os.path.join(d, n), 0o755 if n == "pyrunc" else 0o644)
+            os.chmod(os.path.join(d, n), 0o755 if d.endswith("/bin") else 0o644)
     assert user.run([launcher, "--version"]).returncode == 0
     return [launcher]
 
