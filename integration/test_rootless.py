@@ -610,3 +610,27 @@ def test_a_delegated_cgroup_is_used(rl_user, workdir, probe_binary, delegated_cg
         assert not [d for d in ctr.values() if os.path.exists(d)]
     finally:
         assert not rl.cleanup()
+
+
+def test_teaching_commands_as_the_user(rl_user, workdir, probe_binary):
+    """check, seccomp show and --explain need no root; the user runs them on its bundle."""
+    rl = RootlessRuntime("pyrunc", rl_user, workdir)
+    try:
+        b = _rootless_bundle(rl, workdir, probe_binary)
+        b.config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}
+        b.probe_args("call=mkdir")
+        b.save()
+        rl.user.chown_tree(b.path)
+        check = rl.cmd("check", b.path, root=False)
+        assert check.returncode in (0, 1) and "linux" in check.stdout, check.stderr
+        show = rl.cmd("seccomp", "show", b.path, root=False)
+        assert show.returncode == 0 and "mkdir" in show.stdout, show.stderr
+        proc = rl.run(b, None, "--explain")
+        report = _report(proc, rl)
+        assert report.errno("call=mkdir") == errno.EPERM
+        explained = [line for line in proc.stderr.splitlines() if line.startswith("[explain")]
+        assert any("step uid_gid_maps" in line or "step user_namespace" in line
+                   for line in explained), proc.stderr[:2000]
+    finally:
+        assert not rl.cleanup()
