@@ -13,14 +13,21 @@ from pyrunc.errors import PyruncError
 HELPERS = {"uid_map": "newuidmap", "gid_map": "newgidmap"}
 
 
+_initial = None
+
+
 def in_initial_userns():
     """True in the host's user namespace, whose uid_map maps all 2^32 ids. Rootless podman
-    runs the runtime as uid 0 of a user namespace of its own: root there, not on the host."""
-    try:
-        with open("/proc/self/uid_map") as f:
-            return f.read().split() == ["0", "0", "4294967295"]
-    except OSError:
-        return True
+    runs the runtime as uid 0 of a user namespace of its own: root there, not on the host.
+    Read once per process."""
+    global _initial
+    if _initial is None:
+        try:
+            with open("/proc/self/uid_map") as f:
+                _initial = f.read().split() == ["0", "0", "4294967295"]
+        except OSError:
+            _initial = True
+    return _initial
 
 
 def rootless():
