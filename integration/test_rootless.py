@@ -15,6 +15,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 
 import pytest
@@ -105,9 +106,12 @@ def rl_user():
     base = tempfile.mkdtemp(prefix=f"{name}-", dir="/tmp")
     os.chmod(base, 0o755)
     # no automatic subordinate ids: the test gives its own, above every existing range
-    subprocess.run(["useradd", "-M", "-d", base, "-s", "/usr/sbin/nologin", "-K",
-                    "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", name], check=True,
-                   capture_output=True)
+    made = subprocess.run(["useradd", "-M", "-d", base, "-s", "/usr/sbin/nologin", "-K",
+                           "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", name],
+                          capture_output=True, text=True)
+    if made.returncode != 0:
+        os.rmdir(base)
+        pytest.fail(f"useradd {name}: {made.stderr.strip()}", pytrace=False)
     try:
         user = User(name, base)
         first = max(_subid_ends("/etc/subuid") + _subid_ends("/etc/subgid") + [1 << 30])
@@ -122,14 +126,33 @@ def rl_user():
         user.pyrunc = _pyrunc_for(user)
         yield user
     finally:
+        # its processes (podman's pause process, a conmon) first: userdel refuses a user
+        # still running anything
         subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
-        subprocess.run(["userdel", name], capture_output=True)
+        uid = pwd.getpwnam(name).pw_uid
+        deadline = time.monotonic() + 10
+        while _processes_of(uid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        gone = subprocess.run(["userdel", name], capture_output=True, text=True)
         for path in ("/etc/subuid", "/etc/subgid"):
             with open(path) as f:
                 left = [line for line in f if line.startswith(f"{name}:")]
             if left:  # userdel keeps them on some versions: leave the files as found
                 subprocess.run(["sed", "-i", f"/^{name}:/d", path], check=True)
         shutil.rmtree(base, ignore_errors=True)
+        if gone.returncode != 0:
+            pytest.fail(f"userdel {name}: {gone.stderr.strip()}", pytrace=False)
+
+
+def _processes_of(uid):
+    found = []
+    for p in itlib.pids():
+        try:
+            if os.stat(f"/proc/{p}").st_uid == uid and itlib.alive(p):
+                found.append(p)
+        except FileNotFoundError:
+            pass
+    return found
 
 
 class RootlessRuntime:
@@ -266,7 +289,7 @@ def test_own_ids_state_under_xdg_and_sys_bound(rl, workdir, probe_binary):
             if st.returncode == 0 and json.loads(st.stdout)["status"] == "running":
                 state = json.loads(st.stdout)
                 break
-            __import__("time").sleep(0.05)
+            time.sleep(0.05)
         assert state is not None, proc.stderr
         sdir = os.path.join(default_root, cid)
         assert os.path.isfile(os.path.join(sdir, "state.json"))
@@ -415,7 +438,7 @@ def test_lifecycle_create_exec_kill_delete(rl, workdir, probe_binary):
     for _ in range(100):
         if json.loads(rl.cmd("state", cid).stdout)["status"] == "stopped":
             break
-        __import__("time").sleep(0.05)
+        time.sleep(0.05)
     assert rl.cmd("delete", cid).returncode == 0
     assert rl.cmd("state", cid).returncode != 0
 
