@@ -477,6 +477,29 @@ def test_without_a_user_namespace_is_refused(rl, workdir, probe_binary):
     _refused(rl, b, "linux.namespaces", "needs a user namespace")
 
 
+def test_additional_gids_with_only_ones_own_gid_is_refused(rl, workdir, probe_binary):
+    """Mapping only one's own gid makes the kernel deny setgroups: runc fails too. With a
+    subordinate range pyrunc sets them, as the spec asks (runc 1.1.5 still refuses)."""
+    b = _rootless_bundle(rl, workdir, probe_binary)
+    b.config["process"]["user"]["additionalGids"] = [0]
+    if rl.name == "pyrunc":
+        _refused(rl, b, "process.user.additionalGids", "denies setgroups")
+    else:
+        assert rl.run(b).returncode != 0
+    # with a subordinate range (newgidmap), setgroups is allowed: the groups are set
+    u = rl.user
+    for key, own in (("uidMappings", u.uid), ("gidMappings", u.gid)):
+        b.config["linux"][key] = [{"containerID": 0, "hostID": own, "size": 1},
+                                  {"containerID": 1, "hostID": u.sub, "size": SUBIDS}]
+    b.config["process"]["user"]["additionalGids"] = [5, 7]
+    proc = rl.run(b)
+    if rl.name == "runc":
+        # runc 1.1.5 refuses any additional group without root (SPEC-NOTES)
+        assert proc.returncode == 1 and "additional groups" in proc.stderr
+        return
+    assert sorted(_report(proc, rl)["groups"]) == [5, 7]
+
+
 @pytest.mark.parametrize("change, path", [(_net_device, "linux.netDevices"),
                                           (_idmapped_mount, "mounts[7] (/mnt)")])
 def test_what_needs_root_is_one_clear_line(rl_user, workdir, probe_binary, change, path):

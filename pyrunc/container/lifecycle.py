@@ -135,6 +135,10 @@ def plan_user_namespace(config):
                             f"linux.{key}[{i}] (default)", Loader())
             for i, (c, h, n) in enumerate(userns.default_mappings(inside, own, ranges))])
     userns.check_subordinate(linux, euid, egid, name)
+    if euid != 0 and user.additionalGids and userns.only_own(linux.gidMappings, egid):
+        raise PyruncError("the kernel denies setgroups in a user namespace whose gid map "
+                          "is only your own gid (map a range of /etc/subgid too)",
+                          path="process.user.additionalGids", step="uid_gid_maps")
 
 
 def prepare_process(opts, config, proc, ctx, warnings):
