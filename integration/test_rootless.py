@@ -680,3 +680,23 @@ def test_teaching_commands_as_the_user(rl_user, workdir, probe_binary):
                    for line in explained), proc.stderr[:2000]
     finally:
         assert not rl.cleanup()
+
+
+def test_verify_as_the_user(rl, workdir, probe_binary):
+    """`pyrunc verify` without root (a user namespace of its own for the overlay) runs the
+    user's rootless bundle with each runtime and sees what the host sees."""
+    b = _rootless_bundle(rl, workdir, probe_binary)
+    b.save()
+    rl.user.chown_tree(b.path)
+    runtime = "pyrunc" if rl.name == "pyrunc" else shutil.which("runc")
+    proc = rl.user.run([*rl.user.pyrunc, "verify", b.path, "--runtime", runtime,
+                        "--format", "json"], timeout=60)
+    assert proc.returncode in (0, 1), proc.stderr
+    claims = {c["path"]: c for c in json.loads(proc.stdout)["claims"]}
+    u = rl.user
+    assert claims["linux.uidMappings"]["verdict"] == "held"
+    assert claims["linux.uidMappings"]["seen"].endswith(f"0 -> {u.uid} (size 1)")
+    assert claims["process.user.uid"]["seen"] == f"0 inside, {u.uid} on the host"
+    assert claims["linux.readonlyPaths[3] (/proc/sys)"]["verdict"] == "held"
+    # nothing verify mounted reached the host
+    assert not [m for m in itlib.host_mounts_under("/tmp") if "pyrunc-verify-" in m]
