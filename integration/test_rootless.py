@@ -700,3 +700,10 @@ def test_verify_as_the_user(rl, workdir, probe_binary):
     assert claims["linux.readonlyPaths[3] (/proc/sys)"]["verdict"] == "held"
     # nothing verify mounted reached the host
     assert not [m for m in itlib.host_mounts_under("/tmp") if "pyrunc-verify-" in m]
+
+
+def test_demo_as_the_user(rl_user):
+    proc = rl_user.run([*rl_user.pyrunc, "demo"], timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    assert "6 bundles in" in proc.stdout and "did not run" not in proc.stdout
+    assert f"linux.uidMappings: 1000 -> {rl_user.uid} (size 1)" in proc.stdout
