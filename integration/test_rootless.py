@@ -707,3 +707,22 @@ def test_demo_as_the_user(rl_user):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
     assert "6 bundles in" in proc.stdout and "did not run" not in proc.stdout
     assert f"linux.uidMappings: 1000 -> {rl_user.uid} (size 1)" in proc.stdout
+
+
+@pytest.mark.pyrunc_only("runc 1.1 refuses a user namespace without mappings")
+def test_no_mappings_as_root_is_cruns_default(runtime, bundle, probe):
+    """Issue 11.7 as root (no /etc/subuid range for root): crun's `0 0 uid+1`."""
+    b = bundle.make("b")
+    b.config["linux"]["namespaces"].append({"type": "user"})
+    for m in b.config["mounts"]:
+        if m["type"] == "devpts":
+            m["options"] = [o for o in m["options"] if o != "gid=5"]
+    b.config["process"]["user"] = {"uid": 2, "gid": 3}
+    with open("/etc/subuid") as f:
+        if any(line.startswith(("root:", "0:")) for line in f):
+            pytest.fail("root has a range in /etc/subuid: the test expects none",
+                        pytrace=False)
+    report = probe(b, "read=/proc/self/uid_map", "read=/proc/self/gid_map")
+    assert _maps(report.result("read=/proc/self/uid_map")["head"]) == [["0", "0", "3"]]
+    assert _maps(report.result("read=/proc/self/gid_map")["head"]) == [["0", "0", "4"]]
+    assert (report["uid"], report["gid"]) == (2, 3)

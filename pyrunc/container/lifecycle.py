@@ -116,15 +116,17 @@ def refuse_what_needs_root(ctx, linux):
 def plan_user_namespace(config):
     """A new user namespace: crun's maps where the config gives none; without root, every
     host id named must be the caller's or in its subordinate ranges."""
-    import pwd
     from pyrunc.linux import userns
-    from pyrunc.spec.model import ID_MAPPING, Loader
     linux, euid, egid = config.linux, posix.geteuid(), posix.getegid()
+    user = config.process.user
+    if euid == 0 and linux.uidMappings and linux.gidMappings:
+        return  # root, maps given: nothing to fill in or check
+    import pwd
+    from pyrunc.spec.model import ID_MAPPING, Loader
     try:
         name = pwd.getpwuid(euid).pw_name
     except KeyError:
         name = str(euid)
-    user = config.process.user
     for key, own, path, inside in (("uidMappings", euid, "/etc/subuid", user.uid),
                                    ("gidMappings", egid, "/etc/subgid", user.gid)):
         if getattr(linux, key):
