@@ -69,3 +69,16 @@ def test_idmapped_mount_in_a_user_namespace(runtime, bundle, workdir, probe):
     st = report.result("stat=/data/file")
     assert (st["errno"], st["uid"], st["gid"]) == (0, 7, 8)
     assert os.stat(os.path.join(src, "file")).st_uid == 0
+
+
+@pytest.mark.pyrunc_only("runc 1.1.5 fails: mount sysfs EPERM (newer runc binds /sys)")
+def test_sysfs_in_a_user_namespace_without_network_namespace(runtime, bundle, probe):
+    """The kernel refuses sysfs to a user namespace that does not own the network
+    namespace: the host's /sys is bound, read-only throughout."""
+    b = _in_userns(bundle.make("b"))
+    b.drop_namespace("network")
+    report = probe(b, "chmod=/sys/kernel", "statfs=/sys/kernel")
+    sys_mount = report.mount("/sys")
+    assert sys_mount["fstype"] == "sysfs"
+    assert {"ro", "nosuid", "nodev", "noexec"} <= set(sys_mount["options"].split(","))
+    assert report.errno("chmod=/sys/kernel") == errno.EROFS
