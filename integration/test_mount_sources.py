@@ -4,6 +4,7 @@ and an idmapped mount is made (the runtime opens the sources and makes the idmap
 in the container's mount namespace, and hands the fds to the init)."""
 import errno
 import os
+import subprocess
 
 import pytest
 
@@ -82,3 +83,26 @@ def test_sysfs_in_a_user_namespace_without_network_namespace(runtime, bundle, pr
     assert sys_mount["fstype"] == "sysfs"
     assert {"ro", "nosuid", "nodev", "noexec"} <= set(sys_mount["options"].split(","))
     assert report.errno("chmod=/sys/kernel") == errno.EROFS
+
+
+def test_a_read_only_host_source_stays_locked(runtime, bundle, workdir, probe):
+    """A source the host mounted read-only stays read-only for the container's root, even
+    with CAP_SYS_ADMIN in its user namespace: the kernel locks the flags of mounts that
+    came from the host's namespace. (A tree cloned with open_tree in the host's namespace
+    and attached in the container's would carry no lock: linux/mountsrc.py.)"""
+    src = _private_source(workdir)
+    ro = os.path.join(workdir, "ro-src")
+    os.mkdir(ro)
+    subprocess.run(["mount", "--bind", src, ro], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", ro], check=True)
+        b = _in_userns(bundle.make("b"))
+        b.add_mount("/data", "bind", ro, ["rbind"])
+        caps = b.config["process"]["capabilities"]
+        for kind in ("bounding", "effective", "permitted"):
+            caps[kind] = sorted(set(caps[kind]) | {"CAP_SYS_ADMIN"})
+        report = probe(b, "remount=/data", "write=/data/new")
+        assert report.errno("remount=/data") == errno.EPERM
+        assert report.errno("write=/data/new") == errno.EROFS
+    finally:
+        subprocess.run(["umount", ro], check=True)
