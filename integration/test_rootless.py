@@ -84,6 +84,8 @@ def _pyrunc_for(user):
     shutil.copytree(os.path.join(itlib.REPO, "pyrunc"), os.path.join(copy, "pyrunc"),
                     ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(site, os.path.join(copy, "site"), symlinks=True)
+    # what `pyrunc demo` reads beside the package
+    shutil.copytree(os.path.join(itlib.REPO, "examples"), os.path.join(copy, "examples"))
     with open(os.path.join(itlib.REPO, "bin", "pyrunc")) as f:
         text = f.read()
     lines = [f'sys.path[:0] = ["{copy}", "{copy}/site"]' if line.startswith("sys.path[:0]")
