@@ -37,9 +37,9 @@ def config_for_all_steps(b, workdir):
     c["linux"]["resources"] = {"memory": {"limit": 256 << 20}, "pids": {"limit": 200}}
 
 
-# a user namespace (and a cgroup namespace in it) and a filter loaded before capabilities
-# drop (no_new_privs off)
-SECOND_CONFIG = {"user_namespace", "seccomp_early"}
+# a user namespace (and a cgroup namespace in it, a bind mount whose source the runtime
+# opens) and a filter loaded before capabilities drop (no_new_privs off)
+SECOND_CONFIG = {"user_namespace", "mount_sources", "seccomp_early"}
 # need a host interface, a console socket or a seccomp agent: covered elsewhere
 ELSEWHERE = {"net_devices", "terminal", "seccomp_notify"}
 
@@ -53,6 +53,8 @@ def config_for_the_second_set(b):
     c["process"]["noNewPrivileges"] = False
     c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
                              "syscalls": [{"names": ["acct"], "action": "SCMP_ACT_ERRNO"}]}
+    c["mounts"].append({"destination": "/home", "type": "bind", "source": "rootfs/home",
+                        "options": ["rbind", "ro"]})
 
 
 @pytest.mark.pyrunc_only("PYRUNC_FAIL_STEP is pyrunc's fault injection")

@@ -64,9 +64,29 @@ class Log:
             sys.stderr.write(f"pyrunc: debug: {msg}\n")
 
 
+def default_root(environ=posix.environ, euid=None, initial_userns=None):
+    """PYRUNC_ROOT; else, for a user without root, $XDG_RUNTIME_DIR/pyrunc (runc's rule:
+    /run is root's), also for uid 0 of a user namespace not the host's (rootless podman)
+    unless USER is root; else /run/pyrunc."""
+    root = environ.get(b"PYRUNC_ROOT")
+    if root:
+        return root.decode()
+    xdg = environ.get(b"XDG_RUNTIME_DIR")
+    if xdg:
+        euid = posix.geteuid() if euid is None else euid
+        if euid == 0 and environ.get(b"USER", b"") != b"root":
+            if initial_userns is None:
+                from pyrunc.linux.userns import in_initial_userns
+                initial_userns = in_initial_userns()
+            euid = 0 if initial_userns else 1
+        if euid != 0:
+            return xdg.decode().rstrip("/") + "/pyrunc"
+    return "/run/pyrunc"
+
+
 GLOBAL = [
-    Opt("--root", "str", default=posix.environ.get(b"PYRUNC_ROOT", b"/run/pyrunc").decode(),
-        help="state directory (default /run/pyrunc)"),
+    Opt("--root", "str", default=default_root(),
+        help="state directory (default /run/pyrunc; without root $XDG_RUNTIME_DIR/pyrunc)"),
     Opt("--log", "str", help="log file (default: stderr)"),
     Opt("--log-format", "str", default="text", help="text or json"),
     Opt("--debug", help="log each step and syscall"),

@@ -36,6 +36,8 @@
  *   chmod=PATH     chmod PATH to the mode it already has: a write that changes nothing (EROFS
  *                  on a read-only mount, even for a user without write permission; a
  *                  symlink is not followed) -> {"errno": E}
+ *   remount=PATH   remount the bind mount at PATH read-write (MS_REMOUNT|MS_BIND): EPERM
+ *                  where the kernel locked its read-only flag -> {"errno": E}
  *   ifflags=NAME   SIOCGIFFLAGS of network interface NAME -> {"errno": E, "flags": F}
  *   i386=NR        syscall NR of the 32-bit x86 ABI (int $0x80, arguments 0), in a child:
  *                  shows whether a seccomp filter covers SCMP_ARCH_X86 (an arch it lacks
@@ -97,6 +99,7 @@
 #include <sys/un.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <net/if.h>
@@ -808,6 +811,13 @@ static void x_chmod(const char *path)
     x_errno(chmod(path, st.st_mode & 07777) == 0 ? 0 : errno);
 }
 
+static void x_remount(const char *path)
+{
+    /* lift a bind mount's read-only flag: EPERM where the kernel locked it (a mount that
+       came from a more privileged user namespace) */
+    x_errno(mount(NULL, path, NULL, MS_REMOUNT | MS_BIND, NULL) == 0 ? 0 : errno);
+}
+
 static void x_ifflags(const char *name)
 {
     /* any socket reaches the interface ioctls: AF_UNIX when a filter refuses AF_INET */
@@ -1111,6 +1121,8 @@ int main(int argc, char **argv)
             x_sleep(arg);
         else if (IS("chmod"))
             x_chmod(arg);
+        else if (IS("remount"))
+            x_remount(arg);
         else if (IS("ifflags"))
             x_ifflags(arg);
         else if (IS("i386"))

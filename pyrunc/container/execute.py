@@ -110,6 +110,8 @@ def exec_process(opts, args):
     ctx.debug = opts.debug
     ctx.preserve_fds = opts.preserve_fds
     ctx.ns = join_plan(config, container.pid)
+    from pyrunc.linux.userns import in_initial_userns
+    ctx.runtime_in_userns = not in_initial_userns()
     if container.data.get("cgroupPaths"):
         from pyrunc.linux import cgroups
         ctx.cgroup = cgroups.Cgroup(container.data["cgroupPaths"], None)

@@ -91,25 +91,78 @@ def prepare(opts, bundle, config, ctx):
         raise PyruncError(f"{ctx.rootfs} is not a directory", path="root.path", step="load")
     ctx.rootfs = paths.realpath(ctx.rootfs)
     ctx.ns = namespaces.plan(linux.namespaces if linux else None)
-    if ctx.ns.new_user and posix.geteuid() != 0:
-        import pwd
-        from pyrunc.linux import userns
-        userns.check_subordinate(linux, posix.geteuid(), posix.getegid(),
-                                 pwd.getpwuid(posix.geteuid()).pw_name)
+    from pyrunc.linux.userns import in_initial_userns
+    ctx.runtime_in_userns = not in_initial_userns()
+    if posix.geteuid() != 0:
+        refuse_what_needs_root(ctx, linux)
+    if ctx.ns.new_user:
+        plan_user_namespace(config)
     if not ctx.ns.has("mount"):
         raise PyruncError("pyrunc needs a mount namespace (add {\"type\": \"mount\"})",
                           path="linux.namespaces", step="namespaces")
     prepare_process(opts, config, config.process, ctx, [])
     check_support(config, opts)
     ctx.cgroup = plan_cgroup(opts, config)
-    if any(idmap.wants_idmap(m) for m in config.mounts or ()):
+    idmapped = [i for i, m in enumerate(config.mounts or ()) if idmap.wants_idmap(m)]
+    if idmapped and posix.geteuid() != 0:
+        m = config.mounts[idmapped[0]]
+        raise PyruncError("an idmapped mount needs root: mount_setattr wants CAP_SYS_ADMIN "
+                          "in the filesystem's user namespace",
+                          path=f"mounts[{idmapped[0]}] ({m.destination})", step="mounts")
+    if idmapped:
         ctx.idmap_fds = idmap.userns_fds(config.mounts)
+    if ctx.ns.has("user") and posix.geteuid() == 0 and not ctx.runtime_in_userns:
+        from pyrunc.linux import mountsrc, rootfs
+        ctx.mount_sources = mountsrc.wanted(
+            config.mounts, lambda m: rootfs.is_bind(m, rootfs.parse_options(m.options)))
+        ctx.sources_from_runtime = bool(ctx.mount_sources)
     ctx.preserve_fds = opts.preserve_fds
     ctx.no_pivot = opts.no_pivot
     ctx.explain = opts.explain
     ctx.debug = opts.debug
     ctx.state = {"ociVersion": config.ociVersion, "id": ctx.id, "bundle": bundle,
                  "annotations": config.annotations or {}}
+
+
+def refuse_what_needs_root(ctx, linux):
+    """Rootless: what only root may do, said before anything starts."""
+    if not ctx.ns.has("user"):
+        raise PyruncError("without root, a container needs a user namespace (add {\"type\": "
+                          "\"user\"}; `pyrunc spec --rootless` makes such a config)",
+                          path="linux.namespaces", step="namespaces")
+    if linux.netDevices:
+        raise PyruncError("moving a host interface into the container needs root",
+                          path="linux.netDevices", step="net_devices")
+
+
+def plan_user_namespace(config):
+    """A new user namespace: crun's maps where the config gives none; without root, every
+    host id named must be the caller's or in its subordinate ranges."""
+    from pyrunc.linux import userns
+    linux, euid, egid = config.linux, posix.geteuid(), posix.getegid()
+    user = config.process.user
+    if euid == 0 and linux.uidMappings and linux.gidMappings:
+        return  # root, maps given: nothing to fill in or check
+    import pwd
+    from pyrunc.spec.model import ID_MAPPING, Loader
+    try:
+        name = pwd.getpwuid(euid).pw_name
+    except KeyError:
+        name = str(euid)
+    for key, own, path, inside in (("uidMappings", euid, "/etc/subuid", user.uid),
+                                   ("gidMappings", egid, "/etc/subgid", user.gid)):
+        if getattr(linux, key):
+            continue
+        ranges = userns.subordinate_ranges(path, name, euid)
+        setattr(linux, key, [
+            ID_MAPPING.load({"containerID": c, "hostID": h, "size": n},
+                            f"linux.{key}[{i}] (default)", Loader())
+            for i, (c, h, n) in enumerate(userns.default_mappings(inside, own, ranges))])
+    userns.check_subordinate(linux, euid, egid, name)
+    if euid != 0 and user.additionalGids and userns.only_own(linux.gidMappings, egid):
+        raise PyruncError("the kernel denies setgroups in a user namespace whose gid map "
+                          "is only your own gid (map a range of /etc/subgid too)",
+                          path="process.user.additionalGids", step="uid_gid_maps")
 
 
 def prepare_process(opts, config, proc, ctx, warnings):
@@ -138,23 +191,37 @@ def check_support(config, opts):
 
 def plan_cgroup(opts, config):
     """The container's cgroup, its limits checked (nothing written yet); None when pyrunc
-    leaves cgroups alone: --systemd-cgroup (no systemd driver) or not root."""
+    leaves cgroups alone: --systemd-cgroup (no systemd driver), or without root when no
+    hierarchy is delegated to the caller."""
+    from pyrunc.linux import cgroups
+    from pyrunc.linux.userns import rootless
     linux = config.linux
     resources = linux.resources if linux else None
-    if opts.systemd_cgroup or posix.geteuid() != 0:
-        if resources:
+    cg = None
+    without_root = not opts.systemd_cgroup and rootless()
+    if without_root:
+        cg = cgroups.delegated(cgroups.plan(linux.cgroupsPath if linux else None, opts.id))
+    if cg is None and (opts.systemd_cgroup or without_root):
+        # one warning, for what the config asked of cgroups
+        asked = ("linux.resources" if resources else "linux.cgroupsPath"
+                 if linux and linux.cgroupsPath and not opts.systemd_cgroup else None)
+        if asked:
             why = ("the systemd cgroup driver is not implemented" if opts.systemd_cgroup
-                   else "cgroups need root")
+                   else "without root pyrunc makes no cgroup unless one is delegated to "
+                   "you (the container stays in yours)")
             if opts.strict:
-                raise PyruncError(f"{why} (strict mode)", path="linux.resources", step="load")
-            opts.log.warning(f"linux.resources: {why}; ignored")
+                raise PyruncError(f"{why} (strict mode)", path=asked, step="load")
+            opts.log.warning(f"{asked}: {why}; ignored")
         return None
-    from pyrunc.linux import cgroups
-    cg = cgroups.plan(linux.cgroupsPath if linux else None, opts.id)
+    if cg is None:
+        cg = cgroups.plan(linux.cgroupsPath if linux else None, opts.id)
     warnings = []
-    cgroups.set_resources(cg, cgroups.with_device_rules(resources), warnings, dry=True)
+    cgroups.set_resources(cg, cgroups.with_device_rules(resources) if cg.device_rules
+                          else resources, warnings, dry=True)
     cg.drop_idle_v2_tree()
     for w in warnings:
+        if without_root:
+            w = w.replace("on this host", "delegated to you")
         if opts.strict:
             path, _, why = w.partition(": ")
             raise PyruncError(f"{why.removesuffix(', ignored')} (strict mode)", path=path,
@@ -206,8 +273,8 @@ def create(opts):
             ctx.channel = child
         c1, init_pid = fork_init(ctx, in_child)
         child.close()
-        for fd in (ctx.idmap_fds or {}).values():
-            posix.close(fd)
+        if not ctx.sources_from_runtime:  # else the parent makes the idmapped trees
+            close_idmap_fds(ctx)
         if console is not None:
             console.close()
         timing.lap("fork")
@@ -245,6 +312,7 @@ def create(opts):
         finally:
             if ctx.fifo_fd is not None:
                 posix.close(ctx.fifo_fd)
+            close_idmap_fds(ctx)
             parent.close()
             if c1 is not None:
                 _reap(c1)
@@ -257,6 +325,28 @@ def create(opts):
         container.remove()
         raise
     return container
+
+
+def close_idmap_fds(ctx):
+    for fd in (ctx.idmap_fds or {}).values():
+        posix.close(fd)
+    ctx.idmap_fds = None
+
+
+def send_mount_sources(channel, ctx, init_pid, config):
+    from pyrunc.init.context import MAX_FDS
+    from pyrunc.linux import mountsrc
+    opened = mountsrc.open_sources(init_pid, config.mounts, ctx.mount_sources, ctx.bundle,
+                                   ctx.idmap_fds)
+    try:
+        for at in range(0, max(len(opened), 1), MAX_FDS):
+            batch = opened[at:at + MAX_FDS]
+            channel.send("mount_sources_done", fds=[fd for _, _, fd in batch],
+                         entries=[[i, kind] for i, kind, _ in batch],
+                         last=at + MAX_FDS >= len(opened))
+    finally:
+        for _, _, fd in opened:
+            posix.close(fd)
 
 
 def drive(channel, ctx, c1, init_pid, config, until):
@@ -276,7 +366,8 @@ def drive(channel, ctx, c1, init_pid, config, until):
         elif kind == "maps":
             from pyrunc.linux import userns
             linux = config.linux
-            userns.write_maps(c1, linux.uidMappings, linux.gidMappings)
+            userns.write_maps(c1, linux.uidMappings, linux.gidMappings, posix.geteuid(),
+                              posix.getegid())
             channel.send("maps_done")
         elif kind == "net_devices":
             from pyrunc.linux import netdev
@@ -292,6 +383,8 @@ def drive(channel, ctx, c1, init_pid, config, until):
             finally:
                 posix.close(msg["fds"][0])
             channel.send("seccomp_listener_done")
+        elif kind == "mount_sources":
+            send_mount_sources(channel, ctx, init_pid, config)
         elif kind == "cgroups":
             channel.send("cgroups_done")  # the cgroups step ran before this loop
         elif kind == "fifo":

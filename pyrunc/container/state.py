@@ -128,7 +128,12 @@ class Container:
     @classmethod
     def new(cls, root, cid):
         c = cls(root, cid)
-        paths.makedirs(root, 0o700)
+        try:
+            paths.makedirs(root, 0o700)
+        except PermissionError:
+            hint = (" (without root: set XDG_RUNTIME_DIR, or --root DIR)"
+                    if posix.geteuid() != 0 else "")
+            raise PyruncError(f"state root {root}: permission denied{hint}") from None
         check_root(root)
         try:
             posix.mkdir(c.dir, 0o711)  # as runc's container directories: clients traverse it

@@ -23,10 +23,12 @@ from pyrunc.linux import namespaces
 def fork_init(ctx, in_child):
     """Fork the child of create/exec; in_child() runs first in it (closing the parent's
     ends). Returns (C1's pid or None, the init's pid or None: C1 reports it later)."""
-    if ctx.ns.has("user") or ctx.exec_mode:
-        # `exec` always forks C1 first: it joins every namespace (the mount one included)
-        # from the host's pid namespace, so the process the container can see never has
-        # the host's root, cwd or fds
+    # `exec` always forks C1 first: it joins every namespace (the mount one included)
+    # from the host's pid namespace, so the process the container can see never has
+    # the host's root, cwd or fds. In a user namespace not the host's (rootless podman
+    # runs us as its uid 0) the parent could not setns back to its own pid namespace,
+    # which the host's user namespace owns: C1 makes the namespaces instead
+    if ctx.ns.has("user") or ctx.exec_mode or ctx.runtime_in_userns:
         c1 = posix.fork()
         if c1 == 0:
             in_child()

@@ -11,6 +11,9 @@ from pyrunc import fastjson
 from pyrunc.errors import PyruncError
 
 
+MAX_FDS = 64  # in one message (mount sources travel in batches of this many)
+
+
 class Channel:
     def __init__(self, sock):
         self.sock = sock
@@ -36,7 +39,7 @@ class Channel:
         File descriptors sent with it (SCM_RIGHTS) are in msg["fds"], close-on-exec: none
         may reach the container's process.
         """
-        data, ancdata, _, _ = self.sock.recvmsg(65536, _socket.CMSG_SPACE(4 * 4),
+        data, ancdata, _, _ = self.sock.recvmsg(65536, _socket.CMSG_SPACE(4 * MAX_FDS),
                                                 _socket.MSG_CMSG_CLOEXEC)
         if not data:
             return None
@@ -78,6 +81,10 @@ class Context:
         self.caps = None            # capabilities.CapSets or None (keep the runtime's)
         self.seccomp = None         # seccomp.Filter or None
         self.idmap_fds = None       # {mount index: user namespace fd} for idmapped mounts
+        self.sources_from_runtime = False  # the parent opens the bind sources (mountsrc.py)
+        self.mount_sources = None   # the indexes of those mounts
+        self.runtime_in_userns = False  # pyrunc itself runs in a user namespace not the host's
+        self.mount_fds = None       # {mount index: (fd, "path" or "tree")}, from the parent
         self.channel = None         # Channel to the parent
         self.fifo_fd = None         # exec.fifo, read-write (create only; the init asks for it)
         self.fifo_write_fd = None   # exec.fifo opened for writing: open until exec (CLOEXEC)
@@ -107,4 +114,5 @@ class Context:
 
     @property
     def in_userns(self):
-        return self.ns.has("user")
+        # the container's own, or the runtime's (rootless podman runs it as uid 0 of one)
+        return self.ns.has("user") or self.runtime_in_userns

@@ -32,7 +32,9 @@ def step_cgroups(ctx):
     cg = ctx.cgroup
     cgroups.create(cg)
     # the limits the parent checked in its dry run (lifecycle.plan_cgroup), now written
-    cgroups.set_resources(cg, cgroups.with_device_rules(ctx.setting("resources")), [])
+    resources = ctx.setting("resources")
+    cgroups.set_resources(cg, cgroups.with_device_rules(resources) if cg.device_rules
+                          else resources, [])
 
 
 def step_user_namespace(ctx):
@@ -40,8 +42,16 @@ def step_user_namespace(ctx):
         namespaces.join(ctx.ns.joins, ("user",))
         return
     sc.unshare(sc.CLONE_NEWUSER)
+    rootless = posix.geteuid() != 0
+    if rootless:
+        # without root the parent (and newuidmap, which checks the owner) can write our
+        # maps only while /proc/PID is ours: a non-dumpable process's belongs to root.
+        # Nothing of the container exists yet; runc opens the same window
+        sc.prctl(sc.PR_SET_DUMPABLE, 1, what="prctl PR_SET_DUMPABLE")
     ctx.channel.send("maps")           # the parent writes uid_map and gid_map
     ctx.channel.expect("maps_done")
+    if rootless:
+        sc.prctl(sc.PR_SET_DUMPABLE, 0, what="prctl PR_SET_DUMPABLE")
     # Until now we are the overflow uid, which cannot own files: tmpfs refuses to create
     # them (EOVERFLOW). Become a mapped id: 0 if mapped (as runc does); otherwise, as with
     # the article's 1000 -> 100000 map, the process's own ids. With no uid 0 in the

@@ -38,10 +38,28 @@ def step_rootfs_propagation(ctx):
     rootfs.bind_rootfs(ctx.rootfs)
 
 
+def step_mount_sources(ctx):
+    # the parent opens the bind sources in our mount namespace (linux/mountsrc.py)
+    ctx.channel.send("mount_sources")
+    ctx.mount_fds = {}
+    while True:
+        msg = ctx.channel.expect("mount_sources_done")
+        for (i, kind), fd in zip(msg["entries"], msg["fds"]):
+            ctx.mount_fds[i] = (fd, kind)
+        if msg["last"]:
+            return
+
+
 def step_mounts(ctx):
-    rootfs.mount_all(ctx.rootfs, ctx.config.mounts, ctx.bundle, ctx.in_userns, ctx.idmap_fds,
-                     in_cgroupns=ctx.ns.has("cgroup"),
-                     cgroup_dirs=ctx.cgroup.dirs if ctx.cgroup is not None else None)
+    try:
+        rootfs.mount_all(ctx.rootfs, ctx.config.mounts, ctx.bundle, ctx.in_userns,
+                         ctx.idmap_fds, in_cgroupns=ctx.ns.has("cgroup"),
+                         cgroup_dirs=ctx.cgroup.dirs if ctx.cgroup is not None else None,
+                         mount_fds=ctx.mount_fds)
+    finally:
+        for fd, _ in (ctx.mount_fds or {}).values():
+            posix.close(fd)
+        ctx.mount_fds = None
 
 
 def step_devices(ctx):
@@ -305,6 +323,7 @@ def _nnp(ctx):
 
 INIT_STEPS = (
     ("rootfs_propagation", lambda ctx: True, step_rootfs_propagation),
+    ("mount_sources", lambda ctx: ctx.sources_from_runtime, step_mount_sources),
     ("mounts", lambda ctx: bool(ctx.config.mounts), step_mounts),
     ("devices", lambda ctx: not rootfs.dev_is_bound(ctx.config.mounts), step_devices),
     ("dev_symlinks", lambda ctx: True, step_dev_symlinks),

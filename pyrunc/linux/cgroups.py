@@ -121,6 +121,7 @@ class Cgroup:
         self.made = []
         self.dry = False
         self.touched = set()  # the files the limits write (recorded in the dry run too)
+        self.device_rules = True  # deny-all first (with_device_rules); not when delegated
 
     def write(self, path, text, where):
         self.touched.add(path)
@@ -156,6 +157,27 @@ def plan(cgroups_path, container_id, layout=None):
         base = point if absolute else paths.join(point, layout.own.get(key, "/").lstrip("/"))
         dirs[key] = paths.join(base, inner)
     return Cgroup(dirs, layout)
+
+
+def delegated(cg):
+    """Rootless: the container's cgroup in the hierarchies delegated to the caller (it may
+    write the nearest existing directory on the way, and owns it), never `devices` (its
+    rules want CAP_SYS_ADMIN); None when no hierarchy is."""
+    keep = {}
+    for key, path in cg.dirs.items():
+        if "devices" in key.split(","):
+            continue
+        d = path
+        while not paths.isdir(d):
+            d = paths.split(d)[0]
+        if posix.access(d, posix.W_OK) and posix.stat(d).st_uid == posix.geteuid():
+            keep[key] = path
+    if not keep:
+        return None
+    layout = Layout({k: v for k, v in cg.layout.mounts.items() if k in keep}, cg.layout.own)
+    sub = Cgroup(keep, layout)
+    sub.device_rules = False
+    return sub
 
 
 def create(cg):

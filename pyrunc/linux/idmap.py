@@ -77,13 +77,27 @@ def _userns_with(uid_map, gid_map, where):
         posix.waitpid(pid, 0)
 
 
-def bind(source, target_fd, userns_fd, recursive):
-    """Clone the source's mount tree, idmap it, attach it on target_fd."""
+def clone(source, userns_fd, recursive):
+    """A detached copy of the source's mount tree, idmapped: its fd."""
     flags = OPEN_TREE_CLONE | posix.O_CLOEXEC | (sc.AT_RECURSIVE if recursive else 0)
     tree = sc.syscall(sc.SYS_open_tree, -100, sc.cstr(source), flags, what="open_tree")
     try:
         sc.mount_setattr(tree, MOUNT_ATTR_IDMAP, 0, recursive, userns_fd=userns_fd)
-        sc.syscall(sc.SYS_move_mount, tree, sc.cstr(""), target_fd, sc.cstr(""),
-                   MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH, what="move_mount")
+    except BaseException:
+        posix.close(tree)
+        raise
+    return tree
+
+
+def attach(tree, target_fd):
+    sc.syscall(sc.SYS_move_mount, tree, sc.cstr(""), target_fd, sc.cstr(""),
+               MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH, what="move_mount")
+
+
+def bind(source, target_fd, userns_fd, recursive):
+    """Clone the source's mount tree, idmap it, attach it on target_fd."""
+    tree = clone(source, userns_fd, recursive)
+    try:
+        attach(tree, target_fd)
     finally:
         posix.close(tree)

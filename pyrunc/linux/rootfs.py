@@ -247,9 +247,9 @@ def parent_mount_private(rootfs):
 
 
 def mount_all(rootfs, mounts, bundle, in_userns, idmap_fds=None, in_cgroupns=False,
-              cgroup_dirs=None):
+              cgroup_dirs=None, mount_fds=None):
     """cgroup_dirs: the container's cgroup directories, when pyrunc made them (see
-    mount_cgroup)."""
+    mount_cgroup). mount_fds: {index: (fd, kind)} of the sources the runtime opened."""
     root_fd = posix.open(rootfs, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
     try:
         read_only = []
@@ -257,7 +257,7 @@ def mount_all(rootfs, mounts, bundle, in_userns, idmap_fds=None, in_cgroupns=Fal
             where = f"mounts[{i}] ({m.destination})"
             try:
                 if mount_one(root_fd, m, bundle, in_userns, (idmap_fds or {}).get(i),
-                             in_cgroupns, cgroup_dirs):
+                             in_cgroupns, cgroup_dirs, (mount_fds or {}).get(i)):
                     read_only.append((where, m))
             except OSError as e:
                 raise PyruncError(e.strerror, path=where, step="mounts", errno=e.errno) from None
@@ -289,9 +289,10 @@ def remount_read_only(root_fd, m):
 
 
 def mount_one(root_fd, m, bundle, in_userns, idmap_fd=None, in_cgroupns=False,
-              cgroup_dirs=None):
+              cgroup_dirs=None, source_fd=None):
     """Mount m; True when it is a tmpfs still to be made read-only (see mount_all).
-    idmap_fd: the user namespace an idmapped bind mount shifts ownership through."""
+    idmap_fd: the user namespace an idmapped bind mount shifts ownership through.
+    source_fd: (fd, "path" or "tree"), the source the runtime opened (linux/mountsrc.py)."""
     opts = parse_options(m.options)
     data = ",".join(opts.data) or None
     if is_bind(m, opts):
@@ -299,12 +300,18 @@ def mount_one(root_fd, m, bundle, in_userns, idmap_fd=None, in_cgroupns=False,
         if not paths.isabs(source):
             source = paths.join(bundle, source)
         try:
-            src_is_dir = stat.S_ISDIR(posix.stat(source).st_mode)
+            st = posix.stat(source) if source_fd is None else posix.fstat(source_fd[0])
+            src_is_dir = stat.S_ISDIR(st.st_mode)
         except OSError as e:
             raise OSError(e.errno, f"bind source {source}: {e.strerror}") from None
         fd = open_in_root(root_fd, m.destination, "dir" if src_is_dir else "file")
         try:
-            if idmap_fd is not None:
+            if source_fd is not None and source_fd[1] == "tree":
+                idmap.attach(source_fd[0], fd)
+            elif source_fd is not None:
+                sc.mount(f"/proc/self/fd/{source_fd[0]}", fd_path(fd), None,
+                         sc.MS_BIND | (opts.flags & sc.MS_REC), what="bind mount")
+            elif idmap_fd is not None:
                 idmap.bind(source, fd, idmap_fd, recursive=bool(opts.flags & sc.MS_REC)
                            or "ridmap" in (m.options or ()))
             else:
@@ -325,13 +332,33 @@ def mount_one(root_fd, m, bundle, in_userns, idmap_fd=None, in_cgroupns=False,
     if defer_ro:
         flags &= ~sc.MS_RDONLY
     under = None
+    host_sys = False
     try:
         if opts.copyup and m.type == "tmpfs":
             # the directory the tmpfs hides, still readable through this fd once it is hidden
             under = sc.openat2(fd, ".", posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC, 0)
-        sc.mount(m.source or m.type, fd_path(fd), m.type, flags, data, what=f"mount {m.type}")
+        try:
+            sc.mount(m.source or m.type, fd_path(fd), m.type, flags, data,
+                     what=f"mount {m.type}")
+        except PermissionError:
+            if not (m.type == "sysfs" and in_userns):
+                raise
+            # sysfs wants a network namespace our user namespace owns; without one the
+            # host's /sys, bound read-only (runc does the same)
+            sc.mount("/sys", fd_path(fd), None, sc.MS_BIND | sc.MS_REC,
+                     what="bind /sys (sysfs refused)")
+            host_sys = True
     finally:
         posix.close(fd)
+    if host_sys:
+        # read-only through and through (its submounts too), whatever the options say
+        top = open_in_root(root_fd, m.destination)
+        try:
+            # MOUNT_ATTR_RDONLY, and nosuid, nodev, noexec (their MS_ bits are the same)
+            sc.mount_setattr(top, 0x1 | (opts.flags & REMOUNT_KEEP), 0, recursive=True)
+        finally:
+            posix.close(top)
+        return False
     if under is not None:
         try:
             copy_up(under, root_fd, m.destination)

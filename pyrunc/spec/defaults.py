@@ -1,8 +1,8 @@
 """The config `pyrunc spec` writes: the same shape as `runc spec`, with the newest ociVersion.
 
 One difference from runc's, on purpose: `terminal` is false, a default that works when stdin
-is not a tty (CI, scripts, pipes). `--rootless` adds a user namespace mapping the caller's ids,
-as runc's does.
+is not a tty (CI, scripts, pipes). `--rootless` makes runc's rootless
+config (see below).
 """
 import os
 
@@ -29,20 +29,25 @@ def default_spec(rootless=False, args=None):
         {"destination": "/sys", "type": "sysfs", "source": "sysfs",
          "options": ["nosuid", "noexec", "nodev", "ro"]},
     ]
+    mounts.append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                   "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]})
     namespaces = [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")]
     linux = {"namespaces": namespaces, "maskedPaths": list(MASKED_PATHS),
              "readonlyPaths": list(READONLY_PATHS)}
     if rootless:
-        namespaces.append({"type": "user"})
-        linux["uidMappings"] = [{"containerID": 0, "hostID": os.getuid(), "size": 1}]
-        linux["gidMappings"] = [{"containerID": 0, "hostID": os.getgid(), "size": 1}]
-        # sysfs cannot be mounted without a network namespace owned by the user: bind it
-        mounts[-1] = {"destination": "/sys", "type": "none", "source": "/sys",
-                      "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
-        mounts[2]["options"].remove("gid=5")
+        # runc's: no network namespace (an ordinary user could only have lo in one) but a
+        # user namespace mapping the caller's ids to root; /sys bound (sysfs needs a network
+        # namespace of the user's own); no uid=/gid= mount options (those ids are not
+        # mapped); no cgroup limits (cgroups are root's unless delegated)
+        namespaces[:] = [n for n in namespaces if n["type"] != "network"] + [{"type": "user"}]
+        linux["uidMappings"] = [{"containerID": 0, "hostID": os.geteuid(), "size": 1}]
+        linux["gidMappings"] = [{"containerID": 0, "hostID": os.getegid(), "size": 1}]
+        mounts[5] = {"destination": "/sys", "type": "none", "source": "/sys",
+                     "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
+        for m in mounts:
+            if "options" in m:
+                m["options"] = [o for o in m["options"] if not o.startswith(("uid=", "gid="))]
     else:
-        mounts.append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-                       "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]})
         # as runc's: no device but the spec's defaults (which the cgroup allows anyway)
         linux["resources"] = {"devices": [{"allow": False, "access": "rwm"}]}
     return {

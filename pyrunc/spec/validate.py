@@ -67,11 +67,9 @@ def validate(config, loader):
     if (linux.uidMappings or linux.gidMappings) and user_ns is None:
         fail("linux.uidMappings", "mappings need a user namespace in linux.namespaces")
     if user_ns is not None and user_ns.path is None:
+        # no maps: create gives crun's default (the caller's ids; see linux/userns.py)
         for key in ("uidMappings", "gidMappings"):
-            maps = getattr(linux, key)
-            if not maps:
-                fail(f"linux.{key}", "a new user namespace needs mappings")
-            _check_overlap(maps, f"linux.{key}", fail)
+            _check_overlap(getattr(linux, key) or (), f"linux.{key}", fail)
     for key in linux.sysctl or {}:
         ns = sysctl_namespace(key)
         where = f"linux.sysctl.{key}"

@@ -1088,7 +1088,13 @@ def private_mount_namespace():
     if _private:
         return
     try:
-        syscalls.unshare(syscalls.CLONE_NEWNS)
+        if os.geteuid() != 0:
+            # rootless: a user namespace mapping our own ids lets us mount, and the
+            # runtime run from there keeps our ids (it is rootless as well)
+            from pyrunc.linux.userns import enter_own_userns
+            enter_own_userns()
+        else:
+            syscalls.unshare(syscalls.CLONE_NEWNS)
         syscalls.mount(None, "/", None, syscalls.MS_REC | syscalls.MS_PRIVATE)
     except OSError as err:
         hint = " (verify needs root)" if err.errno == errno.EPERM else ""
