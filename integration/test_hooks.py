@@ -139,3 +139,46 @@ def test_start_container_hook_path_resolves_in_the_container(runtime, bundle, wo
     assert proc.returncode != 0
     if runtime.name == "pyrunc":
         assert "hooks.startContainer[0]" in proc.stderr and "[step: start_hooks]" in proc.stderr
+
+
+ENV_HOOK = """#!/bin/sh
+env | sort > "$1"
+"""
+
+
+@pytest.mark.crun_oracle
+def test_a_hook_without_env_runs_with_the_runtimes_environment(runtime, bundle, workdir):
+    # runtime-spec config.md, hooks: `env` is OPTIONAL; runc and crun run a hook without it
+    # in the environment of the process that runs it (Go's exec with a nil Env): the
+    # runtime's, so PATH and the caller's variables are there; "env": [] is empty
+    logdir = os.path.join(workdir, "envlog")
+    os.mkdir(logdir)
+    b = bundle.make("b")
+    host_hook = os.path.join(workdir, "envhook.sh")
+    for path in (host_hook, os.path.join(b.rootfs, "envhook.sh")):
+        with open(path, "w") as f:
+            f.write(ENV_HOOK)
+        os.chmod(path, 0o755)
+    b.add_mount("/envlog", "bind", logdir, ["rbind", "rw"])
+    b.config["process"]["env"] = ["PATH=/bin", "IN_PROCESS=yes"]
+    b.config["hooks"] = {
+        "createRuntime": [{"path": host_hook, "args": ["h", f"{logdir}/createRuntime"]},
+                          {"path": host_hook, "args": ["h", f"{logdir}/empty"], "env": []}],
+        "poststop": [{"path": host_hook, "args": ["h", f"{logdir}/poststop"]}],
+        "startContainer": [{"path": "/envhook.sh", "args": ["h", "/envlog/startContainer"]}]}
+    env = dict(os.environ, CONFORM_MARK="from-the-caller", PATH="/usr/sbin:/usr/bin:/sbin:/bin")
+    proc = runtime.run(b, itlib.new_id(), env=env)
+    assert proc.returncode == 0, proc.stderr
+
+    def seen(name):
+        with open(os.path.join(logdir, name)) as f:
+            return dict(line.rstrip("\n").split("=", 1) for line in f if "=" in line)
+    for name in ("createRuntime", "poststop"):
+        assert seen(name).get("CONFORM_MARK") == "from-the-caller", name
+        assert seen(name).get("PATH") == env["PATH"], name
+    assert "CONFORM_MARK" not in seen("empty")
+    # in the container, runc and crun give such a hook the process's environment (their
+    # init has cleared its own): the host's variables do not reach the container
+    inside = seen("startContainer")
+    assert inside["IN_PROCESS"] == "yes" and inside["PATH"] == "/bin"
+    assert "CONFORM_MARK" not in inside

@@ -60,7 +60,7 @@ def step_runtime_hooks(ctx):
 
 def step_create_container_hooks(ctx):
     hooks.run_hooks("createContainer", ctx.config.hooks.createContainer,
-                    ctx.hook_state("creating"))
+                    ctx.hook_state("creating"), env=ctx.process.env or [])
 
 
 def step_pivot_root(ctx):
@@ -274,7 +274,7 @@ def step_wait_for_start(ctx):
 
 def step_start_hooks(ctx):
     hooks.run_hooks("startContainer", ctx.config.hooks.startContainer,
-                    ctx.hook_state("created"))
+                    ctx.hook_state("created"), env=ctx.process.env or [])
 
 
 def step_seccomp(ctx):
