@@ -101,6 +101,28 @@ def test_domainname(runtime, bundle, probe, request):
     assert probe(b)["domainname"] == "it.example"
 
 
+@pytest.mark.crun_oracle
+def test_uts_sysctls_do_not_contradict_hostname_and_domainname(runtime, bundle, probe):
+    # the config's `hostname` and `domainname` name the UTS names: runc and crun refuse the
+    # sysctl kernel.hostname always, and kernel.domainname beside a `domainname` (crun;
+    # runc 1.1 knows no `domainname`); kernel.domainname alone sets it
+    b = bundle.make("b")
+    b.config["linux"]["sysctl"] = {"kernel.domainname": "by.sysctl"}
+    assert probe(b)["domainname"] == "by.sysctl"
+    before = itlib.pids()
+    for sysctl, domainname in (("kernel.hostname", None), ("kernel.domainname", "by.field")):
+        if runtime.name == "runc" and domainname:
+            continue
+        b.config["linux"]["sysctl"] = {sysctl: "by.sysctl"}
+        if domainname:
+            b.config["domainname"] = domainname
+        cid = itlib.new_id()
+        proc = runtime.run(b, cid)
+        itlib.assert_failed_cleanly(runtime, proc, cid, before, ["/probe"])
+        if runtime.name == "pyrunc":
+            assert f"linux.sysctl.{sysctl}" in proc.stderr
+
+
 def test_user_group_and_additional_gids(runtime, bundle, probe):
     b = bundle.make("b")
     b.config["process"]["user"] = {"uid": 1000, "gid": 1001, "additionalGids": [5, 100]}

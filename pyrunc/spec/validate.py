@@ -64,6 +64,11 @@ def validate(config, loader):
         where = f"linux.sysctl.{key}"
         if ns is None:
             fail(where, "not a namespaced sysctl: it would change the host")
+        # runc and crun: the config's fields say it, a sysctl beside them would contradict
+        if key == "kernel.hostname":
+            fail(where, "not allowed: the config's `hostname` sets it")
+        if key == "kernel.domainname" and config.domainname is not None:
+            fail(where, "conflicts with the config's `domainname`")
         if ns not in types:
             fail(where, f"needs a {ns} namespace in linux.namespaces")
         if types[ns].path is not None and ns == "network" and _is_host_ns(types[ns].path):
