@@ -1,6 +1,7 @@
 """What the kernel applied to the container process: pid, namespaces, ids, limits, env, fds."""
 import os
 import resource
+import subprocess
 
 import pytest
 
@@ -252,3 +253,43 @@ def test_run_without_pid_namespace_killed_by_term_exits_143(runtime, bundle):
     finally:
         runtime.stop_run(proc, cid)
     assert proc.returncode == 128 + 15
+
+
+# what the oracles do with a label on this host (neither AppArmor nor SELinux): they try to
+# apply it and fail (runc passes mountLabel as context= to its mounts), except crun, which
+# mounts without mountLabel
+LABEL_REFUSED = {"runc": {"process.apparmorProfile", "process.selinuxLabel", "linux.mountLabel"},
+                 "crun": {"process.apparmorProfile", "process.selinuxLabel"},
+                 "pyrunc": set()}
+
+
+@pytest.mark.crun_oracle
+@pytest.mark.parametrize("path, value", [
+    ("process.apparmorProfile", "unconfined-conform"),
+    ("process.selinuxLabel", "system_u:system_r:container_t:s0"),
+    ("linux.mountLabel", "system_u:object_r:container_file_t:s0")])
+def test_a_label_without_its_lsm_is_a_warning(runtime, bundle, path, value):
+    # pyrunc treats a label no one can apply on this host as any setting it cannot apply:
+    # a warning naming it, and --strict refuses (runc and crun: see LABEL_REFUSED)
+    if os.path.isdir("/sys/kernel/security/apparmor") or os.path.isdir("/sys/fs/selinux"):
+        pytest.fail("the test expects a host without AppArmor and SELinux (this VM)")
+    b = bundle.make("b")
+    section, key = path.split(".")
+    b.config[section][key] = value
+    proc = runtime.run(b, itlib.new_id())
+    if path in LABEL_REFUSED[runtime.name]:
+        assert proc.returncode != 0
+        return
+    assert proc.returncode == 0, proc.stderr
+    assert itlib.parse_report(proc.stdout)["uid"] == 0
+    if runtime.name == "pyrunc":
+        with open(runtime.log) as f:
+            assert f"{path}: {'AppArmor' if 'apparmor' in path else 'SELinux'} is not " \
+                   "enabled on this host" in f.read()
+        b.save()
+        cid = itlib.new_id()
+        strict = subprocess.run([*runtime.argv, "--root", runtime.root, "--strict", "run",
+                                 "--bundle", b.path, cid], capture_output=True,
+                                text=True, timeout=itlib.TIMEOUT)
+        assert strict.returncode == 1 and path in strict.stderr, strict.stderr
+        assert runtime.state_cp(cid).returncode != 0
