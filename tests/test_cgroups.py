@@ -233,3 +233,20 @@ def test_the_child_joins_v1_through_tasks_and_v2_through_cgroup_procs(tmp_path):
     assert written(cg, "memory", "tasks") == "0"  # itself: no global lock in the kernel
     assert written(cg, "memory", "cgroup.procs") == ""
     assert written(cg, cgroups.UNIFIED, "cgroup.procs") == "0"
+
+
+def test_kernel_memory_is_written_where_the_hierarchy_has_the_file(tmp_path):
+    layout = hybrid(tmp_path)
+    cg = cgroups.plan("/c1", "c1", layout)
+    fake_files(cg, ("memory.kmem.tcp.limit_in_bytes",))
+    os.makedirs(layout.mounts["memory"], exist_ok=True)
+    open(os.path.join(layout.mounts["memory"], "memory.kmem.tcp.limit_in_bytes"), "a").close()
+    warnings = []
+    cgroups.set_resources(cg, {"memory": {"kernelTCP": 4096, "kernel": 8192}}, warnings)
+    assert written(cg, "memory", "memory.kmem.tcp.limit_in_bytes") == "4096"
+    assert warnings == ["linux.resources.memory.kernel: this host's memory cgroup has no "
+                        "memory.kmem.limit_in_bytes, ignored"]
+    cg = cgroups.plan("/c1", "c1", v2_only(tmp_path))
+    warnings = []
+    cgroups.set_resources(cg, {"memory": {"kernelTCP": 4096}}, warnings, dry=True)
+    assert cg.touched == set() and "kernelTCP" in warnings[0]

@@ -271,7 +271,20 @@ def _memory(cg, mem, where, warnings):
             warnings.append(f"{path}: no cgroup v2 equivalent, ignored")
             continue
         cg.write(paths.join(d, target), text, path)
-    for field in ("kernel", "kernelTCP", "useHierarchy", "checkBeforeUpdate"):
+    for field, name in (("kernel", "memory.kmem.limit_in_bytes"),
+                        ("kernelTCP", "memory.kmem.tcp.limit_in_bytes")):
+        # v1 only, where the kernel still has the file (crun writes it there); the
+        # hierarchy's root tells before the container's directory exists
+        value = mem.get(field)
+        if value is None:
+            continue
+        path = f"{where}.{field}"
+        value = _int(value, path)
+        if v1 and paths.exists(paths.join(cg.layout.mounts[key], name)):
+            cg.write(paths.join(d, name), "-1" if value < 0 else str(value), path)
+        else:
+            warnings.append(f"{path}: this host's memory cgroup has no {name}, ignored")
+    for field in ("useHierarchy", "checkBeforeUpdate"):
         if mem.get(field) is not None:
             warnings.append(f"{where}.{field}: not applied (deprecated by the kernel or "
                             "only for update)")
