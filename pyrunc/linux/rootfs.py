@@ -318,12 +318,22 @@ def mount_one(root_fd, m, bundle, in_userns, idmap_fd=None, in_cgroupns=False,
     if m.type in ("cgroup", "cgroup2"):
         mount_cgroup(root_fd, m, opts, in_cgroupns, cgroup_dirs)
         return
-    fd = open_in_root(root_fd, m.destination, "dir")
+    keep_mode = m.type == "tmpfs" and not any(d.startswith("mode=") for d in opts.data)
+    try:
+        fd = open_in_root(root_fd, m.destination, None if keep_mode else "dir")
+    except OSError as e:
+        if e.errno != errno.ENOENT:
+            raise
+        keep_mode = False  # as runc: a directory made for the mount keeps tmpfs's 1777
+        fd = open_in_root(root_fd, m.destination, "dir")
     flags = opts.flags & ~sc.MS_REMOUNT
     defer_ro = m.type == "tmpfs" and bool(flags & sc.MS_RDONLY) \
         and paths.normpath(m.destination) != "/dev"
     if defer_ro:
         flags &= ~sc.MS_RDONLY
+    if keep_mode:
+        # as runc: the directory the tmpfs covers keeps its mode (tmpfs would say 1777)
+        data = ",".join((*opts.data, f"mode={posix.fstat(fd).st_mode & 0o7777:o}"))
     under = None
     try:
         if opts.copyup and m.type == "tmpfs":
