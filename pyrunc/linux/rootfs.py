@@ -505,8 +505,9 @@ def create_devices(rootfs, devices, in_userns):
         wanted = [(p, stat.S_IFCHR, maj, mnr, 0o666, 0, 0, None) for p, maj, mnr in DEFAULT_DEVICES]
         kinds = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
         for i, d in enumerate(devices or ()):
-            wanted = [w for w in wanted if w[0] != d.path]
-            wanted.append((d.path, kinds[d.type], d.major or 0, d.minor or 0,
+            path = paths.normpath(d.path)  # checked at load: absolute, no ".."
+            wanted = [w for w in wanted if w[0] != path]
+            wanted.append((path, kinds[d.type], d.major or 0, d.minor or 0,
                            0o666 if d.fileMode is None else d.fileMode, d.uid, d.gid,
                            f"linux.devices[{i}] ({d.path})"))
         for path, kind, major, minor, mode, uid, gid, where in wanted:
@@ -534,6 +535,16 @@ def make_device(root_fd, path, kind, major, minor, mode, uid, gid, in_userns):
             fd = sc.openat2(dfd, name, posix.O_PATH | posix.O_CLOEXEC, sc.RESOLVE_IN_ROOT)
             try:
                 sc.mount(path, fd_path(fd), None, sc.MS_BIND, what=f"bind device {path}")
+            finally:
+                posix.close(fd)
+            # the host's node, in the container: nosuid and noexec as the runtime's other
+            # mounts there (the host's /dev may have neither); the bind is on top now
+            fd = sc.openat2(dfd, name, posix.O_PATH | posix.O_CLOEXEC, sc.RESOLVE_IN_ROOT)
+            try:
+                target = fd_path(fd)
+                keep = current_flags(target) & (REMOUNT_KEEP | sc.MS_RDONLY)
+                sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_NOSUID |
+                         sc.MS_NOEXEC | keep, what=f"remount device {path}")
             finally:
                 posix.close(fd)
             return
