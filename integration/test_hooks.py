@@ -182,3 +182,57 @@ def test_a_hook_without_env_runs_with_the_runtimes_environment(runtime, bundle, 
     inside = seen("startContainer")
     assert inside["IN_PROCESS"] == "yes" and inside["PATH"] == "/bin"
     assert "CONFORM_MARK" not in inside
+
+
+@pytest.mark.parametrize("version", ["1.0.1", "1.0.2"])
+def test_prestart_runs_where_the_configs_spec_version_says(runtime, bundle, workdir, version,
+                                                          request):
+    # runtime-spec 1.0.0 and 1.0.1, config.md: "The pre-start hooks MUST be called after the
+    # start operation is called but before the user-specified program command is executed";
+    # from 1.0.2 they are deprecated and part of create, before createRuntime ("runc
+    # originally implemented prestart hooks contrary to the spec, namely as part of the
+    # create operation"). The state says "created" in start, "creating" in create (the
+    # create operation has not finished: runtime.md, State)
+    if runtime.name == "runc" and version == "1.0.1":
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="runc 1.1.5 runs prestart hooks in create whatever the version"))
+    logdir = os.path.join(workdir, "hooklog")
+    os.mkdir(logdir)
+    log = os.path.join(logdir, "hooks.log")
+    hook = os.path.join(workdir, "hook.sh")
+    with open(hook, "w") as f:
+        f.write(HOOK)
+    os.chmod(hook, 0o755)
+    b = bundle.make("b", "hold=30")
+    b.config["ociVersion"] = version
+    b.config["hooks"] = {name: [{"path": hook, "args": ["hook.sh", name, log]}]
+                         for name in ("prestart", "createRuntime")}
+    cid = itlib.new_id()
+    assert runtime.create(b, cid).returncode == 0, runtime.output(cid, "stderr")
+    pid = runtime.state(cid)["pid"]
+    after_create = [name for name, _ in read_log(log)]
+    assert runtime.start(cid).returncode == 0
+    runtime.wait_output(cid, lambda t: "\n" in t)
+    seen = dict(read_log(log))
+    assert seen["prestart"]["pid"] == pid
+    if version == "1.0.1":
+        assert after_create == ["createRuntime"]
+        assert seen["prestart"]["status"] == "created"
+    else:
+        assert after_create == ["prestart", "createRuntime"]
+        assert seen["prestart"]["status"] == "creating"
+
+
+@pytest.mark.pyrunc_only("the spec 1.0.1 prestart placement; runc runs it in create")
+def test_a_failing_prestart_in_start_stops_the_container(runtime, bundle, workdir):
+    b = bundle.make("b", "hold=30")
+    b.config["ociVersion"] = "1.0.1"
+    b.config["hooks"] = {"prestart": [{"path": "/bin/false", "args": ["false"]}]}
+    cid = itlib.new_id()
+    assert runtime.create(b, cid).returncode == 0, runtime.output(cid, "stderr")
+    pid = runtime.state(cid)["pid"]
+    proc = runtime.start(cid)
+    assert proc.returncode == 1 and "hooks.prestart[0]" in proc.stderr
+    assert itlib.wait_gone(pid)
+    assert runtime.state(cid)["status"] == "stopped"
+    assert runtime.delete(cid).returncode == 0

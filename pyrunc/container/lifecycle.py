@@ -210,7 +210,7 @@ def create(opts):
                                   pidStartTime=start_time, rootfs=ctx.rootfs,
                                   created=now_rfc3339(), owner="",
                                   terminal=bool(config.process.terminal),
-                                  hookKinds=[k for k in ("poststart", "poststop")
+                                  hookKinds=[k for k in ("prestart", "poststart", "poststop")
                                              if config.hooks and getattr(config.hooks, k)],
                                   cgroupPaths=ctx.cgroup.dirs if ctx.cgroup else None)
             container.save()
@@ -276,7 +276,8 @@ def drive(channel, ctx, c1, init_pid, config, until):
         elif kind == "hooks":
             from pyrunc.linux import hooks
             state = dict(ctx.state, status="creating", pid=init_pid)
-            hooks.run_hooks("prestart", config.hooks.prestart, state)
+            if not prestart_at_start(config.ociVersion):
+                hooks.run_hooks("prestart", config.hooks.prestart, state)
             hooks.run_hooks("createRuntime", config.hooks.createRuntime, state)
             channel.send("hooks_done")
         elif kind == until:
@@ -341,8 +342,21 @@ def start(opts):
         container.unlock()
 
 
+def prestart_at_start(version):
+    """Runtime-spec 1.0.0 and 1.0.1 call prestart hooks "after the start operation is called
+    but before the user-specified program command is executed"; from 1.0.2 they are
+    deprecated and run in create, before createRuntime (runc's and crun's place always)."""
+    try:
+        numbers = tuple(int(n) for n in version.split("-", 1)[0].split(".")[:3])
+    except ValueError:
+        return False
+    return numbers < (1, 0, 2)
+
+
 def start_created(container, opts):
     """Release the init from exec.fifo, wait until it exec'd, run the poststart hooks."""
+    if prestart_at_start(container.data["ociVersion"]):
+        _prestart_in_start(container)
     fd = posix.open(container.fifo, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
     try:
         output = _read_until_exec(fd, container.pid)
@@ -359,6 +373,23 @@ def start_created(container, opts):
         from pyrunc.linux import hooks
         hooks.run_hooks("poststart", poststart, container.hook_state("running"),
                         warn_only=True, warn=opts.log.warning)
+
+
+def _prestart_in_start(container):
+    """Spec 1.0.0/1.0.1: prestart hooks in `start`, the container `created`; one that fails
+    stops the container (its init is killed) and `start` fails: `delete` does the rest."""
+    prestart = _stored_hooks(container, "prestart")
+    if not prestart:
+        return
+    from pyrunc.linux import hooks
+    try:
+        hooks.run_hooks("prestart", prestart, container.hook_state("created"))
+    except PyruncError:
+        try:
+            posix.kill(container.pid, 9)
+        except ProcessLookupError:
+            pass
+        raise
 
 
 def _read_until_exec(fd, pid):
