@@ -1,6 +1,7 @@
 """What the kernel applied to the container process: pid, namespaces, ids, limits, env, fds."""
 import os
 import resource
+import stat
 import subprocess
 
 import pytest
@@ -293,3 +294,42 @@ def test_a_label_without_its_lsm_is_a_warning(runtime, bundle, path, value):
                                 text=True, timeout=itlib.TIMEOUT)
         assert strict.returncode == 1 and path in strict.stderr, strict.stderr
         assert runtime.state_cp(cid).returncode != 0
+
+
+@pytest.mark.crun_oracle
+def test_a_missing_cwd_is_created(runtime, bundle, probe):
+    # runc and crun make a cwd the rootfs lacks (0755, owned by the container's root)
+    b = bundle.make("b")
+    b.config["process"]["cwd"] = "/made/for/cwd"
+    b.config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    report = probe(b, "stat=/made/for/cwd", "stat=/made")
+    assert report["cwd"] == "/made/for/cwd"
+    for path in ("/made/for/cwd", "/made"):
+        st = report.result(f"stat={path}")
+        assert stat.S_ISDIR(st["mode"]) and stat.S_IMODE(st["mode"]) == 0o755, path
+        assert (st["uid"], st["gid"]) == (0, 0), path
+
+
+@pytest.mark.crun_oracle
+@pytest.mark.parametrize("denied", ["getcwd", "chdir"])
+def test_cwd_under_a_filter_loaded_without_no_new_privileges(runtime, bundle, request,
+                                                             denied):
+    # without no_new_privs the filter is loaded while the init still has CAP_SYS_ADMIN,
+    # before the user switch; pyrunc changes to process.cwd (and checks it with getcwd,
+    # CVE-2024-21626) before that, so a profile that denies either call for the container
+    # does not stop the container from starting in its cwd
+    if runtime.name == "runc":
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason=f"runc 1.1.5 calls {denied} after loading such a filter"))
+    b = bundle.make("b", "hold=30")
+    b.config["process"]["noNewPrivileges"] = False
+    b.config["process"]["cwd"] = "/tmp"
+    b.config["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": [denied], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}
+    cid = itlib.new_id()
+    assert runtime.create(b, cid).returncode == 0, runtime.output(cid, "stderr")
+    assert runtime.start(cid).returncode == 0
+    runtime.wait_output(cid, lambda t: "\n" in t)
+    pid = runtime.state(cid)["pid"]
+    assert os.readlink(f"/proc/{pid}/cwd") == "/tmp"  # as the process sees its root

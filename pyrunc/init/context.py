@@ -91,6 +91,7 @@ class Context:
         self.debug = False
         self.fail_step = (posix.environ.get(b"PYRUNC_FAIL_STEP") or b"").decode() or None
         self.do_exec = None         # the prepared execve, set by the resolve_exec step
+        self.cwd_done = False       # the cwd_early step changed to process.cwd already
         self.state = None           # base of the state given to hooks (set by the parent)
 
     def hook_state(self, status):

@@ -201,18 +201,64 @@ def step_capabilities(ctx):
     capabilities.apply(ctx.caps)
 
 
-def step_cwd(ctx):
+def step_make_cwd(ctx):
+    # as runc and crun: a missing cwd is made (0755, as root) in the container's root
+    cwd = ctx.process.cwd
     try:
-        posix.chdir(ctx.process.cwd)
-        # CVE-2024-21626: a cwd like /proc/self/fd/N through an fd of the runtime would
-        # land outside the container's root; getcwd then has no path (ENOENT)
+        posix.stat(cwd)
+        return
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise PyruncError(f"stat {cwd}: {e.strerror}", path="process.cwd",
+                          errno=e.errno) from None
+    path = ""
+    for part in cwd.split("/"):
+        if not part:
+            continue
+        path += "/" + part
+        try:
+            posix.mkdir(path, 0o755)
+        except FileExistsError:
+            pass
+        except OSError as e:
+            raise PyruncError(f"mkdir {path}: {e.strerror}", path="process.cwd",
+                              errno=e.errno) from None
+
+
+def step_cwd_early(ctx):
+    # a filter loaded without no_new_privs comes before the user switch (it needs
+    # CAP_SYS_ADMIN): change directory before it, as root, so a profile that denies chdir or
+    # getcwd cannot break it; runc too tries as root first. EACCES: again as the user.
+    try:
+        _change_cwd(ctx)
+    except PyruncError as e:
+        if e.errno != 13:
+            raise
+        return
+    ctx.cwd_done = True
+
+
+def step_cwd(ctx):
+    _change_cwd(ctx)
+
+
+def _change_cwd(ctx):
+    cwd = ctx.process.cwd
+    try:
+        posix.chdir(cwd)
+    except OSError as e:
+        raise PyruncError(f"chdir {cwd}: {e.strerror}", path="process.cwd",
+                          errno=e.errno) from None
+    # CVE-2024-21626: a cwd like /proc/self/fd/N through an fd of the runtime would land
+    # outside the container's root; getcwd then has no path (ENOENT)
+    try:
         inside = posix.getcwd().startswith("/")
     except OSError as e:
-        raise PyruncError(f"chdir {ctx.process.cwd}: {e.strerror}", path="process.cwd",
+        raise PyruncError(f"getcwd after chdir {cwd}: {e.strerror}", path="process.cwd",
                           errno=e.errno) from None
     if not inside:
-        raise PyruncError(f"{ctx.process.cwd} is outside the container's root",
-                          path="process.cwd")
+        raise PyruncError(f"{cwd} is outside the container's root", path="process.cwd")
 
 
 def step_resolve_exec(ctx):
@@ -302,6 +348,7 @@ INIT_STEPS = (
      step_runtime_hooks),
     ("create_container_hooks", _hooks("createContainer"), step_create_container_hooks),
     ("pivot_root", lambda ctx: True, step_pivot_root),
+    ("make_cwd", lambda ctx: ctx.process.cwd != "/", step_make_cwd),
     ("loopback", lambda ctx: bool(ctx.ns.new_flags & sc.CLONE_NEWNET), step_loopback),
     ("hostname", lambda ctx: bool(ctx.config.hostname or ctx.config.domainname),
      step_hostname),
@@ -320,12 +367,13 @@ INIT_STEPS = (
     # before any seccomp filter: an allow-list may lack close_range
     ("close_fds", lambda ctx: True, step_close_fds),
     ("no_new_privileges", _nnp, step_no_new_privileges),
+    ("cwd_early", lambda ctx: ctx.seccomp is not None and not _nnp(ctx), step_cwd_early),
     ("seccomp_early", lambda ctx: ctx.seccomp is not None and not _nnp(ctx),
      step_seccomp_early),
     ("capabilities_bounding", lambda ctx: ctx.caps is not None, step_capabilities_bounding),
     ("user", lambda ctx: True, step_user),
     ("capabilities", lambda ctx: ctx.caps is not None, step_capabilities),
-    ("cwd", lambda ctx: True, step_cwd),
+    ("cwd", lambda ctx: not ctx.cwd_done, step_cwd),
     ("resolve_exec", lambda ctx: True, step_resolve_exec),
     # a notify filter is loaded while the parent is still there to pass its fd on
     ("seccomp_notify", lambda ctx: _nnp(ctx) and _notify(ctx), step_seccomp),
@@ -338,7 +386,8 @@ INIT_STEPS = (
 
 # `pyrunc exec`: the namespaces and root are the container's already
 EXEC_STEPS = tuple(s for s in INIT_STEPS if s[0] in (
-    "rlimits", "scheduler", "io_priority", "terminal", "no_new_privileges", "seccomp_early", "capabilities_bounding",
+    "rlimits", "scheduler", "io_priority", "terminal", "no_new_privileges", "cwd_early",
+    "seccomp_early", "capabilities_bounding",
     "user", "capabilities", "cwd", "resolve_exec", "close_fds", "seccomp_notify", "seccomp",
     "exec"))
 
