@@ -87,6 +87,7 @@ def exec_process(opts, args):
     ctx.explain = opts.explain
     ctx.debug = opts.debug
     ctx.preserve_fds = opts.preserve_fds
+    ctx.passed_fds = opts.passed_fds
     ctx.ns = join_plan(config, container.pid)
     if container.data.get("cgroupPaths"):
         from pyrunc.linux import cgroups

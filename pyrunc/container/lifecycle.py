@@ -25,6 +25,8 @@ class Options:
         self.console_socket = None
         self.no_pivot = False
         self.preserve_fds = 0
+        self.listen_fds = 0       # of preserve_fds, the first LISTEN_FDS (socket activation)
+        self.passed_fds = None    # the fds of 3 .. 3+preserve_fds-1 the caller had open
         self.detach = False
         self.keep = False
         self.strict = False
@@ -83,6 +85,8 @@ def prepare(opts, bundle, config, ctx):
     if any(idmap.wants_idmap(m) for m in config.mounts or ()):
         ctx.idmap_fds = idmap.userns_fds(config.mounts)
     ctx.preserve_fds = opts.preserve_fds
+    ctx.listen_fds = opts.listen_fds
+    ctx.passed_fds = opts.passed_fds
     ctx.no_pivot = opts.no_pivot
     ctx.explain = opts.explain
     ctx.debug = opts.debug

@@ -84,6 +84,8 @@ class Context:
         self.fifo_write_fd = None   # exec.fifo opened for writing: open until exec (CLOEXEC)
         self.console_fd = None      # --console-socket, connected
         self.preserve_fds = 0
+        self.listen_fds = 0         # the first of them are LISTEN_FDS (socket activation)
+        self.passed_fds = None      # which of them the caller passed (None: all)
         self.no_pivot = False
         self.exec_mode = False      # `pyrunc exec`: join an existing container
         self.process = config.process

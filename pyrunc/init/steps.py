@@ -263,6 +263,9 @@ def _change_cwd(ctx):
 
 def step_resolve_exec(ctx):
     env = process.with_home(list(ctx.process.env or []), ctx.process.user.uid)
+    if ctx.listen_fds:
+        # sd_listen_fds(3) checks LISTEN_PID: this process, as the container sees it
+        env += [f"LISTEN_FDS={ctx.listen_fds}", f"LISTEN_PID={posix.getpid()}"]
     args = ctx.process.args
     path = process.find_executable(args[0], env, ctx.process.cwd)
     direct = sc.prepare_execve(path, args, env)
@@ -287,7 +290,9 @@ def step_close_fds(ctx):
     # every fd above stdio and the preserved ones closes at exec (pyrunc's own included)
     first = 3 + ctx.preserve_fds
     for fd in range(3, first):
-        posix.set_inheritable(fd, True)
+        # one the caller did not pass is pyrunc's own (close-on-exec) or closed
+        if ctx.passed_fds is None or fd in ctx.passed_fds:
+            posix.set_inheritable(fd, True)
     sc.close_range_cloexec(first)
 
 
