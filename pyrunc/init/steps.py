@@ -143,6 +143,12 @@ def step_personality(ctx):
     sc.personality(PERSONALITY[ctx.setting("personality").domain])
 
 
+def step_session(ctx):
+    # as runc: a session and process group of the container's own, not the caller's (which
+    # lie outside its pid namespace); with a terminal, the terminal step makes it
+    posix.setsid()
+
+
 def step_terminal(ctx):
     from pyrunc.linux import terminal  # preloaded
     master, slave = terminal.open_pty()
@@ -368,6 +374,7 @@ INIT_STEPS = (
     ("memory_policy", lambda ctx: ctx.setting("memoryPolicy") is not None,
      step_memory_policy),
     ("personality", lambda ctx: ctx.setting("personality") is not None, step_personality),
+    ("session", lambda ctx: not ctx.process.terminal, step_session),
     ("terminal", lambda ctx: bool(ctx.process.terminal), step_terminal),
     # before any seccomp filter: an allow-list may lack close_range
     ("close_fds", lambda ctx: True, step_close_fds),
@@ -391,7 +398,8 @@ INIT_STEPS = (
 
 # `pyrunc exec`: the namespaces and root are the container's already
 EXEC_STEPS = tuple(s for s in INIT_STEPS if s[0] in (
-    "rlimits", "scheduler", "io_priority", "terminal", "no_new_privileges", "cwd_early",
+    "rlimits", "scheduler", "io_priority", "session", "terminal", "no_new_privileges",
+    "cwd_early",
     "seccomp_early", "capabilities_bounding",
     "user", "capabilities", "cwd", "resolve_exec", "close_fds", "seccomp_notify", "seccomp",
     "exec"))
