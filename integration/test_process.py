@@ -333,3 +333,22 @@ def test_cwd_under_a_filter_loaded_without_no_new_privileges(runtime, bundle, re
     runtime.wait_output(cid, lambda t: "\n" in t)
     pid = runtime.state(cid)["pid"]
     assert os.readlink(f"/proc/{pid}/cwd") == "/tmp"  # as the process sees its root
+
+
+@pytest.mark.crun_oracle
+def test_a_non_root_process_can_reopen_its_stdio(runtime, bundle, workdir):
+    # stdio that is a pipe (run) or a file (create) belongs to the caller (root, 0600 for
+    # a pipe); runc and crun fchown it to process.user so that /dev/stdout can be reopened
+    b = bundle.make("b", "openw=/dev/stdout", "openw=/proc/self/fd/2")
+    b.config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    proc = runtime.run(b, itlib.new_id())
+    assert proc.returncode == 0, proc.stderr
+    report = itlib.parse_report(proc.stdout)
+    assert report.errno("openw=/dev/stdout") == 0
+    assert report.errno("openw=/proc/self/fd/2") == 0
+    cid = itlib.new_id()
+    assert runtime.create(b, cid).returncode == 0, runtime.output(cid, "stderr")
+    assert runtime.start(cid).returncode == 0
+    report = itlib.parse_report(runtime.wait_output(cid, lambda t: "\n" in t))
+    assert report.errno("openw=/dev/stdout") == 0
+    assert os.stat(runtime.out_path(cid, "stdout")).st_uid == 1000

@@ -197,6 +197,8 @@ def step_user(ctx):
     user = ctx.process.user
     posix.umask(0o022 if user.umask is None else user.umask)
     try:
+        if user.uid != 0:
+            process.give_stdio_to(user.uid)
         process.switch_user(user)
     except OSError as e:
         raise PyruncError(f"set user {user.uid}:{user.gid}: {e.strerror}", path="process.user",
