@@ -2,6 +2,7 @@
 import errno
 import os
 import stat
+import subprocess
 
 import pytest
 
@@ -241,3 +242,76 @@ def test_devices_bound_in_a_user_namespace_are_nosuid_noexec(runtime, bundle, pr
     assert report.mount("/dev/fuse") is not None, "bound from the host"
     flags = report.result("statfs=/dev/fuse")["flags"]
     assert flags & itlib.ST_NOSUID and flags & itlib.ST_NOEXEC
+
+
+def root_tags(pid):
+    """The optional fields of the container's / in its mountinfo (shared:N, master:N,
+    unbindable; none for private)."""
+    with open(f"/proc/{pid}/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == "/":
+                found = fields[6:fields.index("-")]
+    return found
+
+
+def host_peer_groups():
+    with open("/proc/self/mountinfo") as f:
+        return {t for line in f for t in line.split()[6:line.split().index("-")]
+                if t.startswith("shared:")}
+
+
+@pytest.mark.crun_oracle
+@pytest.mark.parametrize("propagation", ["private", "shared", "unbindable"])
+def test_rootfs_propagation_is_on_the_containers_root(runtime, bundle, propagation, request):
+    # config-linux.md: "shared: the rootfs mount belongs to a new peer group ... this does
+    # not mean that it's shared with the host"; "unbindable: the rootfs mount is a private
+    # mount that cannot be bind-mounted". crun applies it to / after pivot_root
+    if runtime.name == "runc" and propagation != "private":
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="runc 1.1.5 applies it to the old root before pivot_root: "
+                                "shared ends private, unbindable fails the rootfs bind"))
+    b = bundle.make("b", "hold=30")
+    b.config["linux"]["rootfsPropagation"] = propagation
+    cid = itlib.new_id()
+    assert runtime.create(b, cid).returncode == 0, runtime.output(cid, "stderr")
+    tags = root_tags(runtime.state(cid)["pid"])
+    kinds = sorted(t.split(":")[0] for t in tags)
+    if propagation == "private":
+        assert kinds == []
+    elif propagation == "shared":
+        assert kinds == ["shared"] and not set(tags) & host_peer_groups()
+    else:
+        assert kinds == ["unbindable"]
+
+
+def test_rootfs_propagation_slave_receives_from_the_runtimes_side(runtime, bundle, request):
+    # "slave: the rootfs mount receives propagation events from the host". This host's
+    # mounts are private: the runtime runs in a mount namespace of its own where the
+    # bundle is a shared mount, so that there is something to be a slave of
+    if runtime.name == "runc":
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="runc 1.1.5 makes the rootfs's shared parent private first: "
+                                "the container's / ends private"))
+    b = bundle.make("b", "hold=30")
+    b.config["linux"]["rootfsPropagation"] = "slave"
+    b.save()
+    cid = itlib.new_id()
+    runtime._track(cid)
+    # the namespace is kept (by a sleep) while the test looks: a slave whose master's
+    # namespace is gone becomes private
+    with open(runtime.out_path(cid, "stderr"), "w") as err:  # the container keeps it
+        holder = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+             'mount --bind "$0" "$0" && mount --make-shared "$0" && "$@" >/dev/null && '
+             'echo ready && exec sleep 30', b.path,
+             *runtime.command("create", "--bundle", b.path, cid)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, text=True)
+    try:
+        assert holder.stdout.readline() == "ready\n", runtime.output(cid, "stderr")
+        tags = root_tags(runtime.state(cid)["pid"])
+        assert sorted(t.split(":")[0] for t in tags) == ["master"]
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()

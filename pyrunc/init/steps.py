@@ -33,7 +33,10 @@ def preload(config, proc):
 
 
 def step_rootfs_propagation(ctx):
-    rootfs.set_propagation(ctx.setting("rootfsPropagation"))
+    # the runtime's tree: rslave when the container is to receive the host's events, else
+    # rprivate; what the config asks for is applied to the container's / after pivot_root
+    asked = ctx.setting("rootfsPropagation")
+    rootfs.set_propagation("rslave" if asked in ("slave", "rslave") else "rprivate")
     rootfs.bind_rootfs(ctx.rootfs)
 
 
@@ -68,6 +71,9 @@ def step_pivot_root(ctx):
         rootfs.chroot(ctx.rootfs)
     else:
         rootfs.pivot_root(ctx.rootfs)
+    asked = ctx.setting("rootfsPropagation")
+    if asked is not None:
+        rootfs.set_propagation(asked)  # on the container's own / (shared: a new peer group)
 
 
 def step_loopback(ctx):

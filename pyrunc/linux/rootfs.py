@@ -215,7 +215,7 @@ def current_flags(path):
 
 
 def set_propagation(propagation):
-    """rootfsPropagation for /: private unless the config says otherwise."""
+    """Propagation of / and (r...) the mounts below it; rprivate when None."""
     flags = PROPAGATION[propagation or "rprivate"]
     sc.mount(None, "/", None, flags, what="make / " + (propagation or "rprivate"))
 
