@@ -82,6 +82,14 @@ def prepare(opts, bundle, config, ctx):
     prepare_process(opts, config, config.process, ctx, [])
     check_support(config, opts)
     ctx.cgroup = plan_cgroup(opts, config)
+    sched = config.process.scheduler
+    if ctx.cgroup is not None and sched is not None and sched.policy in ("SCHED_FIFO",
+                                                                         "SCHED_RR"):
+        from pyrunc.linux import cgroups
+        why = cgroups.realtime_problem(ctx.cgroup, config.linux and config.linux.resources)
+        if why:
+            raise PyruncError(f"{sched.policy}: {why}", path="process.scheduler.policy",
+                              step="load")
     if any(idmap.wants_idmap(m) for m in config.mounts or ()):
         ctx.idmap_fds = idmap.userns_fds(config.mounts)
     ctx.preserve_fds = opts.preserve_fds

@@ -546,6 +546,28 @@ def host_hugepage_sizes():
     return sizes
 
 
+def realtime_problem(cg, resources):
+    """Why a SCHED_FIFO or SCHED_RR process would get EPERM in the container's v1 cpu
+    cgroup (the kernel refuses real-time tasks in a group with no real-time budget, when
+    built with RT_GROUP_SCHED), or None."""
+    key = cg.layout.controller_key("cpu")
+    if key is None or key == UNIFIED or not paths.exists(
+            paths.join(cg.layout.mounts[key], "cpu.rt_runtime_us")):
+        return None
+    cpu = (resources or {}).get("cpu") or {}
+    if cpu.get("realtimeRuntime") not in (None, 0):
+        return None
+    try:
+        budget = int(_read(paths.join(cg.dirs[key], "cpu.rt_runtime_us")))
+    except (OSError, ValueError):
+        budget = 0  # a new cgroup starts with none
+    if budget != 0:
+        return None
+    return (f"the container's cpu cgroup ({cg.dirs[key]}) would have no real-time budget "
+            "(cpu.rt_runtime_us 0), where the kernel refuses a real-time task: set "
+            "linux.resources.cpu.realtimeRuntime (and realtimePeriod)")
+
+
 def _read(path):
     fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
     try:

@@ -118,8 +118,9 @@ def _check_process_extras(process, fail):
         for i, f in enumerate(s.flags or ()):
             if f not in SCHED_FLAGS:
                 fail(f"process.scheduler.flags[{i}]", f"unknown flag {f!r}")
-        if s.policy == "SCHED_DEADLINE" and not (s.runtime and s.deadline and s.period):
-            fail("process.scheduler", "SCHED_DEADLINE needs runtime, deadline and period")
+        # period 0 (absent, as the spec says) is valid: the kernel then uses the deadline
+        if s.policy == "SCHED_DEADLINE" and not (s.runtime and s.deadline):
+            fail("process.scheduler", "SCHED_DEADLINE needs runtime and deadline")
 
 
 def _check_memory_policy(mp, fail):
