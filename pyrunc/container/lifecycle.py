@@ -727,6 +727,7 @@ def run(opts):
         if console is not None and container.data.get("terminal"):
             from pyrunc.linux import terminal
             master = terminal.recv_fd(console)
+            terminal.copy_size(master)  # as proxy() will: before the process can look
         start_created(container, opts)
         timing.lap("start (until exec and poststart hooks)")
     except BaseException:
