@@ -94,6 +94,8 @@ def exec_process(opts, args):
     ctx.preserve_fds = opts.preserve_fds
     ctx.passed_fds = opts.passed_fds
     ctx.ns = join_plan(config, container.pid)
+    if not ctx.ns.has("mount"):
+        ctx.root_of = container.pid  # the container's root is the init's chroot
     if container.data.get("cgroupPaths"):
         from pyrunc.linux import cgroups
         ctx.cgroup = cgroups.Cgroup(container.data["cgroupPaths"], None)

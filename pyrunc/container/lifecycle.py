@@ -76,9 +76,12 @@ def prepare(opts, bundle, config, ctx):
         from pyrunc.linux import userns
         userns.check_subordinate(linux, posix.geteuid(), posix.getegid(),
                                  pwd.getpwuid(posix.geteuid()).pw_name)
-    if not ctx.ns.has("mount"):
-        raise PyruncError("pyrunc needs a mount namespace (add {\"type\": \"mount\"})",
-                          path="linux.namespaces", step="namespaces")
+    if not ctx.ns.has("mount") and ctx.ns.has("user"):
+        # the runtime's mount namespace belongs to the host's user namespace: no mount
+        # could be made from the new one
+        raise PyruncError("a user namespace needs a mount namespace (add "
+                          "{\"type\": \"mount\"})", path="linux.namespaces",
+                          step="namespaces")
     prepare_process(opts, config, config.process, ctx, [])
     check_support(config, opts)
     ctx.cgroup = plan_cgroup(opts, config)
@@ -173,11 +176,16 @@ def create(opts):
     bundle, config, raw = load_for_create(opts)
     timing.lap("load config")
     container = Container.new(opts.root, opts.id)
-    init_pid = ctx = None
+    init_pid = ctx = host_mount = None
     try:
         ctx = Context(config, bundle, opts.id)
         prepare(opts, bundle, config, ctx)
         timing.lap("prepare (capabilities, seccomp, namespace paths)")
+        if not ctx.ns.has("mount"):
+            # the container's mounts go to our mount table, under this bind (see check)
+            from pyrunc.linux import rootfs
+            host_mount = (rootfs.bind_in_place(ctx.rootfs), ctx.rootfs)
+            container.record_host_mount(ctx.rootfs, host_mount[0])
         console = None
         if config.process.terminal:
             if opts.console_socket:
@@ -243,6 +251,9 @@ def create(opts):
         if ctx is not None and ctx.cgroup is not None:
             from pyrunc.linux import cgroups
             cgroups.remove(ctx.cgroup.made)
+        if host_mount is not None:
+            from pyrunc.linux import rootfs
+            rootfs.detach_if_ours(host_mount[1], host_mount[0])
         container.remove()
         raise
     return container
@@ -624,11 +635,26 @@ def delete(opts, force=False, retry=True):
     hook_state = container.hook_state("stopped")
     for problem in _remove_cgroups(list((container.data.get("cgroupPaths") or {}).values())):
         opts.log.warning(f"cgroup not removed: {problem}")
+    _detach_host_mount(container, opts.log.warning)
     container.remove()
     if poststop:
         from pyrunc.linux import hooks
         hooks.run_hooks("poststop", poststop, hook_state, warn_only=True,
                         warn=opts.log.warning)
+
+
+def _detach_host_mount(container, warn):
+    """The rootfs bind (and every mount under it) of a container without a mount namespace,
+    taken out of the runtime's mount table."""
+    recorded = container.recorded_host_mount()
+    if recorded is None:
+        return
+    from pyrunc.linux import rootfs
+    try:
+        rootfs.detach_if_ours(recorded[1], recorded[0])
+    except OSError as e:
+        if warn:
+            warn(f"{recorded[1]}: mounts not removed: {e.strerror}")
 
 
 def remove_unfinished(root, cid):
@@ -644,6 +670,7 @@ def remove_unfinished(root, cid):
         leftover.unlock()
         return True
     _remove_cgroups(leftover.recorded_cgroups())
+    _detach_host_mount(leftover, None)
     leftover.remove()
     return False
 

@@ -88,6 +88,7 @@ class Context:
         self.passed_fds = None      # which of them the caller passed (None: all)
         self.no_pivot = False
         self.exec_mode = False      # `pyrunc exec`: join an existing container
+        self.root_of = None         # exec, no mount namespace: the init whose root to enter
         self.process = config.process
         self.explain = None         # callable(str) for --explain / --debug
         self.debug = False

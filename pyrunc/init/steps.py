@@ -40,6 +40,19 @@ def step_rootfs_propagation(ctx):
     rootfs.bind_rootfs(ctx.rootfs)
 
 
+def step_enter_root(ctx):
+    # exec into a container without a mount namespace: joining the namespaces left this
+    # process on the runtime's root; the init's is the container's (a chroot)
+    fd = posix.open(f"/proc/{ctx.root_of}/root", posix.O_RDONLY | posix.O_DIRECTORY |
+                    posix.O_CLOEXEC)
+    try:
+        posix.fchdir(fd)
+    finally:
+        posix.close(fd)
+    posix.chroot(".")
+    posix.chdir("/")
+
+
 def step_mounts(ctx):
     rootfs.mount_all(ctx.rootfs, ctx.config.mounts, ctx.bundle, ctx.in_userns, ctx.idmap_fds,
                      in_cgroupns=ctx.ns.has("cgroup"),
@@ -67,6 +80,9 @@ def step_create_container_hooks(ctx):
 
 
 def step_pivot_root(ctx):
+    if not ctx.ns.has("mount"):
+        rootfs.chroot_only(ctx.rootfs)  # the runtime's mount namespace: nothing moves
+        return
     if ctx.no_pivot:
         rootfs.chroot(ctx.rootfs)
     else:
@@ -359,7 +375,10 @@ def _nnp(ctx):
 
 
 INIT_STEPS = (
-    ("rootfs_propagation", lambda ctx: True, step_rootfs_propagation),
+    # without a mount namespace the parent made the rootfs bind (nothing of the runtime's
+    # mount table changes propagation)
+    ("enter_root", lambda ctx: ctx.root_of is not None, step_enter_root),
+    ("rootfs_propagation", lambda ctx: ctx.ns.has("mount"), step_rootfs_propagation),
     ("mounts", lambda ctx: bool(ctx.config.mounts), step_mounts),
     ("devices", lambda ctx: not rootfs.dev_is_bound(ctx.config.mounts), step_devices),
     ("dev_symlinks", lambda ctx: True, step_dev_symlinks),
@@ -406,7 +425,7 @@ INIT_STEPS = (
 
 # `pyrunc exec`: the namespaces and root are the container's already
 EXEC_STEPS = tuple(s for s in INIT_STEPS if s[0] in (
-    "rlimits", "scheduler", "io_priority", "session", "terminal", "no_new_privileges",
+    "enter_root", "rlimits", "scheduler", "io_priority", "session", "terminal", "no_new_privileges",
     "cwd_early",
     "seccomp_early", "capabilities_bounding",
     "user", "capabilities", "cwd", "resolve_exec", "close_fds", "seccomp_notify", "seccomp",

@@ -226,6 +226,43 @@ def bind_rootfs(rootfs):
     sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC, what="bind rootfs")
 
 
+def bind_in_place(rootfs):
+    """Without a mount namespace of its own the container's mounts go to the runtime's
+    namespace: all of them under this bind of the rootfs onto itself, so that one lazy
+    detach (detach_if_ours) takes them away. Its propagation is left as it comes: unmounts
+    then reach wherever the mounts did. Returns the bind's mount id."""
+    sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC, what="bind rootfs")
+    return top_mount_id(rootfs)
+
+
+def top_mount_id(point):
+    """The id of the mount last stacked on `point` in this mount namespace, or None."""
+    found = None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split(" ", 5)
+            if fields[4].replace("\\040", " ") == point:
+                found = int(fields[0])
+    return found
+
+
+def detach_if_ours(point, mount_id):
+    """Lazily detach the bind bind_in_place made, with everything mounted under it, when
+    it is still the top of `point` (never a mount someone else stacked there)."""
+    if mount_id is not None and top_mount_id(point) == mount_id:
+        sc.umount2(point, sc.MNT_DETACH)
+        return True
+    return False
+
+
+def chroot_only(rootfs):
+    """Without a mount namespace: chroot into the bind, moving nothing in the runtime's
+    mount table (runc's and crun's way there too)."""
+    posix.chdir(rootfs)
+    posix.chroot(".")
+    posix.chdir("/")
+
+
 def parent_mount_private(rootfs):
     """The mount holding the rootfs made private if it is shared (rootfsPropagation "shared",
     as podman sets it for a mount with rshared propagation): pivot_root refuses (EINVAL) a

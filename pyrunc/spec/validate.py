@@ -73,6 +73,9 @@ def validate(config, loader):
             fail(where, f"needs a {ns} namespace in linux.namespaces")
         if types[ns].path is not None and ns == "network" and _is_host_ns(types[ns].path):
             fail(where, "the network namespace joined is the host's")
+    if linux.rootfsPropagation is not None and "mount" not in types:
+        fail("linux.rootfsPropagation", "needs a mount namespace: it would change the "
+             "runtime's")
     if linux.netDevices:
         from pyrunc.linux.netdev import check_names
         net = types.get("network")
