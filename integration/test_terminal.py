@@ -18,8 +18,9 @@ from integration import itlib
 
 # the container's view, one line each: its tty, the window size, /dev/console (type and
 # device numbers), its session and controlling tty (fields 6 and 7 of /proc/self/stat)
+# (the pause at the end: crun may exit before it has copied the last of the pty out)
 REPORT = ("tty; stty size; stat -c '%F %t:%T' /dev/console; "
-          "cut -d' ' -f6,7 /proc/self/stat; echo done")
+          "cut -d' ' -f6,7 /proc/self/stat; echo done; sleep 0.3")
 
 
 def pty_with_size(rows, cols):
