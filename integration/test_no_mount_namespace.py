@@ -122,3 +122,19 @@ def test_a_user_namespace_without_a_mount_namespace_is_refused(runtime, bundle):
     proc = runtime.run(b, cid)
     itlib.assert_failed_cleanly(runtime, proc, cid, before, [cid])
     assert "mount namespace" in proc.stderr
+
+
+@pytest.mark.pyrunc_only("crun leaves the mounts (see above); runc refuses the config")
+def test_delete_force_of_a_running_container_takes_its_mounts(runtime, bundle, private_mounts):
+    b = no_mount_ns_bundle(bundle, "hold=30")
+    b.save()
+    cid = itlib.new_id()
+    runtime._track(cid)
+    with open(runtime.out_path(cid, "stdout"), "w") as out:
+        proc = private_mounts.cmd("create", "--bundle", b.path, cid, stdout=out,
+                                  stderr=out, capture_output=False)
+    assert proc.returncode == 0, runtime.output(cid)
+    rootfs = os.path.realpath(b.rootfs)
+    assert private_mounts.mounts_under(rootfs)
+    assert private_mounts.cmd("delete", "--force", cid).returncode == 0
+    assert private_mounts.mounts_under(rootfs) == []

@@ -701,6 +701,7 @@ def remove_corrupt(root, cid, data, warn):
         _kill_and_wait(victim)
     for problem in _remove_cgroups(dirs):
         warn(f"cgroup not removed: {problem}")
+    _detach_host_mount(leftover, warn)
     leftover.remove()
 
 
