@@ -7,6 +7,8 @@ repository's bin/pyrunc; scripts/test-installed.sh gives a pip-installed one). P
 - the suite skips when not root, with the reason; under CI (CI=true) that is a failure. A
   missing tool (static busybox, gcc to build the probe, the runtime itself) always fails:
   a skip would hide a broken setup.
+- `crun_oracle` tests: when runc is among the runtimes and crun is installed, crun joins
+  them (itlib.runtime_command says how crun runs on this hybrid-cgroup host).
 - `runtime`: a driver (itlib.Runtime) for each runtime named, with --root and --log inside
   the test's own directory; at teardown every container it made is deleted with --force,
   and the test errors if a container process or a cgroup named after a container outlives
@@ -47,6 +49,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "pyrunc_only(why): the test is about something only "
                             "pyrunc does (a spec 1.2+ field runc 1.1 lacks, a pyrunc "
                             "switch); it is not generated for other runtimes")
+    config.addinivalue_line("markers", "crun_oracle: crun (when installed) joins runc as "
+                            "a second oracle of this test")
 
 
 def pytest_generate_tests(metafunc):
@@ -54,6 +58,9 @@ def pytest_generate_tests(metafunc):
         names = runtimes()
         if metafunc.definition.get_closest_marker("pyrunc_only"):
             names = [n for n in names if n == "pyrunc"]
+        elif (metafunc.definition.get_closest_marker("crun_oracle") and "crun" not in names
+              and "runc" in names and shutil.which("crun")):
+            names = [*names, "crun"]
         metafunc.parametrize("runtime", names, indirect=True)
 
 

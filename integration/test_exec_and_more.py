@@ -184,3 +184,79 @@ def test_fault_in_a_step_names_it_and_leaves_nothing(runtime, bundle):
                           env=dict(os.environ, PYRUNC_FAIL_STEP="masked_paths"))
     itlib.assert_failed_cleanly(runtime, proc, cid, before, [cid])
     assert proc.stderr.rstrip().endswith("[step: masked_paths]")
+
+
+@pytest.mark.crun_oracle
+def test_preserve_fds_passes_over_a_closed_fd(runtime, bundle, workdir, request):
+    # fd 3 of the runtime closed, fd 4 open: --preserve-fds 2 gives the process fd 4 and
+    # leaves 3 closed. runc and crun hand over whatever is at 3 when they exec: their own
+    # --log file, opened on the free number
+    if runtime.name != "pyrunc":
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason=f"{runtime.name} passes its own log file as fd 3"))
+    b = bundle.make("b")
+    b.probe_args()
+    runtime._save(b)
+    marker = os.path.join(workdir, "marker")
+    open(marker, "w").close()
+    cid = itlib.new_id()
+    runtime._track(cid)
+    proc = subprocess.run(["sh", "-c", 'exec 3<&- 4<"$0"; exec "$@"', marker,
+                           *runtime.command("run", "--preserve-fds", "2", "--bundle", b.path,
+                                            cid)], capture_output=True, text=True, timeout=10)
+    assert proc.returncode == 0, proc.stderr
+    fds = itlib.parse_report(proc.stdout)["fds"]
+    assert sorted(int(fd) for fd in fds) == [0, 1, 2, 4]
+    assert fds["4"] == marker
+
+
+@pytest.mark.crun_oracle
+def test_socket_activation_fds_reach_the_process_with_listen_pid(runtime, bundle, workdir,
+                                                                 request):
+    # sd_listen_fds(3): LISTEN_FDS fds from 3, for the process LISTEN_PID names. runc passes
+    # them on (before any --preserve-fds) with LISTEN_FDS, and LISTEN_PID the container
+    # process's pid as it sees itself, so that the activated program accepts them
+    if runtime.name == "crun":
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="crun 1.8.1 passes the fds and LISTEN_PID, not LISTEN_FDS"))
+    b = bundle.make("b")
+    b.probe_args()
+    runtime._save(b)
+    marker = os.path.join(workdir, "listening")
+    open(marker, "w").close()
+    cid = itlib.new_id()
+    runtime._track(cid)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LISTEN_")}
+    proc = subprocess.run(["sh", "-c", 'export LISTEN_FDS=1 LISTEN_PID=$$; exec 3<"$0"; '
+                           'exec "$@"', marker, *runtime.command("run", "--bundle", b.path, cid)],
+                          capture_output=True, text=True, timeout=10, env=env)
+    assert proc.returncode == 0, proc.stderr
+    report = itlib.parse_report(proc.stdout)
+    assert report["fds"]["3"] == marker
+    env_in = dict(e.split("=", 1) for e in report["env"])
+    assert env_in["LISTEN_FDS"] == "1"
+    assert env_in["LISTEN_PID"] == str(report["pid"])
+
+
+def session_and_group(report):
+    """(pgrp, session) of the probe, from its /proc/self/stat in the container's /proc."""
+    fields = report.result("read=/proc/self/stat")["head"].rsplit(")", 1)[1].split()
+    return int(fields[2]), int(fields[3])
+
+
+@pytest.mark.crun_oracle
+def test_init_and_exec_get_a_session_of_their_own(runtime, bundle, request):
+    # as runc: the container's processes lead a session and process group of their own,
+    # not the caller's (which lie outside the container's pid namespace: 0 there)
+    if runtime.name == "crun":
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="crun 1.8.1: an exec'd process keeps the caller's session"))
+    b = bundle.make("b", "read=/proc/self/stat", "hold=30")
+    cid = itlib.new_id()
+    running(runtime, b, cid)
+    report = itlib.parse_report(runtime.output(cid))
+    assert session_and_group(report) == (1, 1)
+    proc = runtime.cmd("exec", cid, "/probe", "read=/proc/self/stat", timeout=10)
+    assert proc.returncode == 0, proc.stderr
+    report = itlib.parse_report(proc.stdout)
+    assert session_and_group(report) == (report["pid"], report["pid"])

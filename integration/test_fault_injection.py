@@ -34,14 +34,16 @@ def config_for_all_steps(b, workdir):
     c["process"]["scheduler"] = {"policy": "SCHED_OTHER"}
     c["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_BE", "priority": 4}
     c["root"]["readonly"] = True
+    c["process"]["cwd"] = "/tmp"  # make_cwd
     c["linux"]["resources"] = {"memory": {"limit": 256 << 20}, "pids": {"limit": 200}}
 
 
 # a user namespace (and a cgroup namespace in it, a bind mount whose source the runtime
 # opens) and a filter loaded before capabilities drop (no_new_privs off)
-SECOND_CONFIG = {"user_namespace", "mount_sources", "seccomp_early"}
-# need a host interface, a console socket or a seccomp agent: covered elsewhere
-ELSEWHERE = {"net_devices", "terminal", "seccomp_notify"}
+SECOND_CONFIG = {"user_namespace", "mount_sources", "seccomp_early", "cwd_early"}
+# need a host interface, a console socket or a seccomp agent, or run only in exec (into a
+# container without a mount namespace): covered elsewhere
+ELSEWHERE = {"net_devices", "terminal", "seccomp_notify", "enter_root"}
 
 
 def config_for_the_second_set(b):

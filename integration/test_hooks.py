@@ -139,3 +139,100 @@ def test_start_container_hook_path_resolves_in_the_container(runtime, bundle, wo
     assert proc.returncode != 0
     if runtime.name == "pyrunc":
         assert "hooks.startContainer[0]" in proc.stderr and "[step: start_hooks]" in proc.stderr
+
+
+ENV_HOOK = """#!/bin/sh
+env | sort > "$1"
+"""
+
+
+@pytest.mark.crun_oracle
+def test_a_hook_without_env_runs_with_the_runtimes_environment(runtime, bundle, workdir):
+    # runtime-spec config.md, hooks: `env` is OPTIONAL; runc and crun run a hook without it
+    # in the environment of the process that runs it (Go's exec with a nil Env): the
+    # runtime's, so PATH and the caller's variables are there; "env": [] is empty
+    logdir = os.path.join(workdir, "envlog")
+    os.mkdir(logdir)
+    b = bundle.make("b")
+    host_hook = os.path.join(workdir, "envhook.sh")
+    for path in (host_hook, os.path.join(b.rootfs, "envhook.sh")):
+        with open(path, "w") as f:
+            f.write(ENV_HOOK)
+        os.chmod(path, 0o755)
+    b.add_mount("/envlog", "bind", logdir, ["rbind", "rw"])
+    b.config["process"]["env"] = ["PATH=/bin", "IN_PROCESS=yes"]
+    b.config["hooks"] = {
+        "createRuntime": [{"path": host_hook, "args": ["h", f"{logdir}/createRuntime"]},
+                          {"path": host_hook, "args": ["h", f"{logdir}/empty"], "env": []}],
+        "poststop": [{"path": host_hook, "args": ["h", f"{logdir}/poststop"]}],
+        "startContainer": [{"path": "/envhook.sh", "args": ["h", "/envlog/startContainer"]}]}
+    env = dict(os.environ, CONFORM_MARK="from-the-caller", PATH="/usr/sbin:/usr/bin:/sbin:/bin")
+    proc = runtime.run(b, itlib.new_id(), env=env)
+    assert proc.returncode == 0, proc.stderr
+
+    def seen(name):
+        with open(os.path.join(logdir, name)) as f:
+            return dict(line.rstrip("\n").split("=", 1) for line in f if "=" in line)
+    for name in ("createRuntime", "poststop"):
+        assert seen(name).get("CONFORM_MARK") == "from-the-caller", name
+        assert seen(name).get("PATH") == env["PATH"], name
+    assert "CONFORM_MARK" not in seen("empty")
+    # in the container, runc and crun give such a hook the process's environment (their
+    # init has cleared its own): the host's variables do not reach the container
+    inside = seen("startContainer")
+    assert inside["IN_PROCESS"] == "yes" and inside["PATH"] == "/bin"
+    assert "CONFORM_MARK" not in inside
+
+
+@pytest.mark.parametrize("version", ["1.0.1", "1.0.2"])
+def test_prestart_runs_where_the_configs_spec_version_says(runtime, bundle, workdir, version,
+                                                          request):
+    # runtime-spec 1.0.0 and 1.0.1, config.md: "The pre-start hooks MUST be called after the
+    # start operation is called but before the user-specified program command is executed";
+    # from 1.0.2 they are deprecated and part of create, before createRuntime ("runc
+    # originally implemented prestart hooks contrary to the spec, namely as part of the
+    # create operation"). The state says "created" in start, "creating" in create (the
+    # create operation has not finished: runtime.md, State)
+    if runtime.name == "runc" and version == "1.0.1":
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="runc 1.1.5 runs prestart hooks in create whatever the version"))
+    logdir = os.path.join(workdir, "hooklog")
+    os.mkdir(logdir)
+    log = os.path.join(logdir, "hooks.log")
+    hook = os.path.join(workdir, "hook.sh")
+    with open(hook, "w") as f:
+        f.write(HOOK)
+    os.chmod(hook, 0o755)
+    b = bundle.make("b", "hold=30")
+    b.config["ociVersion"] = version
+    b.config["hooks"] = {name: [{"path": hook, "args": ["hook.sh", name, log]}]
+                         for name in ("prestart", "createRuntime")}
+    cid = itlib.new_id()
+    assert runtime.create(b, cid).returncode == 0, runtime.output(cid, "stderr")
+    pid = runtime.state(cid)["pid"]
+    after_create = [name for name, _ in read_log(log)]
+    assert runtime.start(cid).returncode == 0
+    runtime.wait_output(cid, lambda t: "\n" in t)
+    seen = dict(read_log(log))
+    assert seen["prestart"]["pid"] == pid
+    if version == "1.0.1":
+        assert after_create == ["createRuntime"]
+        assert seen["prestart"]["status"] == "created"
+    else:
+        assert after_create == ["prestart", "createRuntime"]
+        assert seen["prestart"]["status"] == "creating"
+
+
+@pytest.mark.pyrunc_only("the spec 1.0.1 prestart placement; runc runs it in create")
+def test_a_failing_prestart_in_start_stops_the_container(runtime, bundle, workdir):
+    b = bundle.make("b", "hold=30")
+    b.config["ociVersion"] = "1.0.1"
+    b.config["hooks"] = {"prestart": [{"path": "/bin/false", "args": ["false"]}]}
+    cid = itlib.new_id()
+    assert runtime.create(b, cid).returncode == 0, runtime.output(cid, "stderr")
+    pid = runtime.state(cid)["pid"]
+    proc = runtime.start(cid)
+    assert proc.returncode == 1 and "hooks.prestart[0]" in proc.stderr
+    assert itlib.wait_gone(pid)
+    assert runtime.state(cid)["status"] == "stopped"
+    assert runtime.delete(cid).returncode == 0

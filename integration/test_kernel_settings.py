@@ -1,6 +1,7 @@
 """Settings the init applies with a syscall each: time offsets, scheduler, I/O priority,
 memory policy. Each test reads the effect back from the kernel inside the container."""
 import ctypes
+import os
 
 import pytest
 
@@ -64,3 +65,40 @@ def test_memory_policy_bind(runtime, bundle):
         maps = f.read()
     # every mapping of the process carries the bind policy set before exec
     assert "bind:0" in maps, maps[:300]
+
+
+def sched_policy(proc):
+    assert proc.returncode == 0, proc.stderr
+    return int(proc.stdout.split(":")[1])
+
+
+@pytest.mark.pyrunc_only("runc 1.1 predates process.scheduler (spec 1.2)")
+def test_realtime_policy_gets_the_budget_the_config_gives_its_cgroup(runtime, bundle):
+    # v1 cpu cgroups (RT_GROUP_SCHED) refuse real-time tasks in a group whose
+    # cpu.rt_runtime_us is 0, as a new one is: realtimeRuntime gives it a budget
+    b = bundle.make("b")
+    b.config["process"]["scheduler"] = {"policy": "SCHED_FIFO", "priority": 10}
+    b.config["process"]["args"] = ["sh", "-c", "grep -E '^policy' /proc/self/sched"]
+    b.config["linux"]["resources"] = {"cpu": {"realtimePeriod": 1000000,
+                                              "realtimeRuntime": 10000}}
+    assert sched_policy(runtime.run(b, itlib.new_id())) == 1  # SCHED_FIFO
+    # without a budget: refused before anything exists, saying why
+    if not os.path.exists("/sys/fs/cgroup/cpu/cpu.rt_runtime_us"):
+        pytest.fail("the test expects a v1 cpu hierarchy with RT_GROUP_SCHED (this VM)")
+    del b.config["linux"]["resources"]
+    cid = itlib.new_id()
+    before = itlib.pids()
+    proc = runtime.run(b, cid)
+    itlib.assert_failed_cleanly(runtime, proc, cid, before, [cid])
+    assert "process.scheduler.policy" in proc.stderr and "realtimeRuntime" in proc.stderr
+
+
+@pytest.mark.pyrunc_only("runc 1.1 predates process.scheduler (spec 1.2)")
+def test_deadline_without_a_period(runtime, bundle):
+    # config.md: period "If not set, the runtime must use the value 0"; the kernel then
+    # takes the deadline as the period
+    b = bundle.make("b")
+    b.config["process"]["scheduler"] = {"policy": "SCHED_DEADLINE", "runtime": 2000000,
+                                        "deadline": 20000000}
+    b.config["process"]["args"] = ["sh", "-c", "grep -E '^policy' /proc/self/sched"]
+    assert sched_policy(runtime.run(b, itlib.new_id())) == 6  # SCHED_DEADLINE

@@ -1,6 +1,8 @@
 """What the kernel applied to the container process: pid, namespaces, ids, limits, env, fds."""
 import os
 import resource
+import stat
+import subprocess
 
 import pytest
 
@@ -99,6 +101,28 @@ def test_domainname(runtime, bundle, probe, request):
     b = bundle.make("b")
     b.config["domainname"] = "it.example"
     assert probe(b)["domainname"] == "it.example"
+
+
+@pytest.mark.crun_oracle
+def test_uts_sysctls_do_not_contradict_hostname_and_domainname(runtime, bundle, probe):
+    # the config's `hostname` and `domainname` name the UTS names: runc and crun refuse the
+    # sysctl kernel.hostname always, and kernel.domainname beside a `domainname` (crun;
+    # runc 1.1 knows no `domainname`); kernel.domainname alone sets it
+    b = bundle.make("b")
+    b.config["linux"]["sysctl"] = {"kernel.domainname": "by.sysctl"}
+    assert probe(b)["domainname"] == "by.sysctl"
+    before = itlib.pids()
+    for sysctl, domainname in (("kernel.hostname", None), ("kernel.domainname", "by.field")):
+        if runtime.name == "runc" and domainname:
+            continue
+        b.config["linux"]["sysctl"] = {sysctl: "by.sysctl"}
+        if domainname:
+            b.config["domainname"] = domainname
+        cid = itlib.new_id()
+        proc = runtime.run(b, cid)
+        itlib.assert_failed_cleanly(runtime, proc, cid, before, ["/probe"])
+        if runtime.name == "pyrunc":
+            assert f"linux.sysctl.{sysctl}" in proc.stderr
 
 
 def test_user_group_and_additional_gids(runtime, bundle, probe):
@@ -230,3 +254,101 @@ def test_run_without_pid_namespace_killed_by_term_exits_143(runtime, bundle):
     finally:
         runtime.stop_run(proc, cid)
     assert proc.returncode == 128 + 15
+
+
+# what the oracles do with a label on this host (neither AppArmor nor SELinux): they try to
+# apply it and fail (runc passes mountLabel as context= to its mounts), except crun, which
+# mounts without mountLabel
+LABEL_REFUSED = {"runc": {"process.apparmorProfile", "process.selinuxLabel", "linux.mountLabel"},
+                 "crun": {"process.apparmorProfile", "process.selinuxLabel"},
+                 "pyrunc": set()}
+
+
+@pytest.mark.crun_oracle
+@pytest.mark.parametrize("path, value", [
+    ("process.apparmorProfile", "unconfined-conform"),
+    ("process.selinuxLabel", "system_u:system_r:container_t:s0"),
+    ("linux.mountLabel", "system_u:object_r:container_file_t:s0")])
+def test_a_label_without_its_lsm_is_a_warning(runtime, bundle, path, value):
+    # pyrunc treats a label no one can apply on this host as any setting it cannot apply:
+    # a warning naming it, and --strict refuses (runc and crun: see LABEL_REFUSED)
+    if os.path.isdir("/sys/kernel/security/apparmor") or os.path.isdir("/sys/fs/selinux"):
+        pytest.fail("the test expects a host without AppArmor and SELinux (this VM)")
+    b = bundle.make("b")
+    section, key = path.split(".")
+    b.config[section][key] = value
+    proc = runtime.run(b, itlib.new_id())
+    if path in LABEL_REFUSED[runtime.name]:
+        assert proc.returncode != 0
+        return
+    assert proc.returncode == 0, proc.stderr
+    assert itlib.parse_report(proc.stdout)["uid"] == 0
+    if runtime.name == "pyrunc":
+        with open(runtime.log) as f:
+            assert f"{path}: {'AppArmor' if 'apparmor' in path else 'SELinux'} is not " \
+                   "enabled on this host" in f.read()
+        b.save()
+        cid = itlib.new_id()
+        strict = subprocess.run([*runtime.argv, "--root", runtime.root, "--strict", "run",
+                                 "--bundle", b.path, cid], capture_output=True,
+                                text=True, timeout=itlib.TIMEOUT)
+        assert strict.returncode == 1 and path in strict.stderr, strict.stderr
+        assert runtime.state_cp(cid).returncode != 0
+
+
+@pytest.mark.crun_oracle
+def test_a_missing_cwd_is_created(runtime, bundle, probe):
+    # runc and crun make a cwd the rootfs lacks (0755, owned by the container's root)
+    b = bundle.make("b")
+    b.config["process"]["cwd"] = "/made/for/cwd"
+    b.config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    report = probe(b, "stat=/made/for/cwd", "stat=/made")
+    assert report["cwd"] == "/made/for/cwd"
+    for path in ("/made/for/cwd", "/made"):
+        st = report.result(f"stat={path}")
+        assert stat.S_ISDIR(st["mode"]) and stat.S_IMODE(st["mode"]) == 0o755, path
+        assert (st["uid"], st["gid"]) == (0, 0), path
+
+
+@pytest.mark.crun_oracle
+@pytest.mark.parametrize("denied", ["getcwd", "chdir"])
+def test_cwd_under_a_filter_loaded_without_no_new_privileges(runtime, bundle, request,
+                                                             denied):
+    # without no_new_privs the filter is loaded while the init still has CAP_SYS_ADMIN,
+    # before the user switch; pyrunc changes to process.cwd (and checks it with getcwd,
+    # CVE-2024-21626) before that, so a profile that denies either call for the container
+    # does not stop the container from starting in its cwd
+    if runtime.name == "runc":
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason=f"runc 1.1.5 calls {denied} after loading such a filter"))
+    b = bundle.make("b", "hold=30")
+    b.config["process"]["noNewPrivileges"] = False
+    b.config["process"]["cwd"] = "/tmp"
+    b.config["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": [denied], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}
+    cid = itlib.new_id()
+    assert runtime.create(b, cid).returncode == 0, runtime.output(cid, "stderr")
+    assert runtime.start(cid).returncode == 0
+    runtime.wait_output(cid, lambda t: "\n" in t)
+    pid = runtime.state(cid)["pid"]
+    assert os.readlink(f"/proc/{pid}/cwd") == "/tmp"  # as the process sees its root
+
+
+@pytest.mark.crun_oracle
+def test_a_non_root_process_can_reopen_its_stdio(runtime, bundle, workdir):
+    # stdio that is a pipe (run) or a file (create) belongs to the caller (root, 0600 for
+    # a pipe); runc and crun fchown it to process.user so that /dev/stdout can be reopened
+    b = bundle.make("b", "openw=/dev/stdout", "openw=/proc/self/fd/2")
+    b.config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    proc = runtime.run(b, itlib.new_id())
+    assert proc.returncode == 0, proc.stderr
+    report = itlib.parse_report(proc.stdout)
+    assert report.errno("openw=/dev/stdout") == 0
+    assert report.errno("openw=/proc/self/fd/2") == 0
+    cid = itlib.new_id()
+    assert runtime.create(b, cid).returncode == 0, runtime.output(cid, "stderr")
+    assert runtime.start(cid).returncode == 0
+    report = itlib.parse_report(runtime.wait_output(cid, lambda t: "\n" in t))
+    assert report.errno("openw=/dev/stdout") == 0
+    assert os.stat(runtime.out_path(cid, "stdout")).st_uid == 1000

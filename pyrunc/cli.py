@@ -154,9 +154,37 @@ def _tracer(prefix, log):
 
 
 def _create_kw(args):
-    return dict(bundle=args.bundle or ".", pid_file=args.pid_file,
-                console_socket=args.console_socket, no_pivot=args.no_pivot,
-                preserve_fds=args.preserve_fds)
+    # socket activation, as runc: the caller's LISTEN_FDS (for this process) come first
+    listen = args.listen_fds
+    return dict(bundle=args.bundle or ".", pid_file=args.pid_file, console_socket=args.console_socket,
+                no_pivot=args.no_pivot, preserve_fds=listen + args.preserve_fds,
+                listen_fds=listen, passed_fds=args.passed_fds)
+
+
+def _listen_fds():
+    """sd_listen_fds(3): fds 3.. passed by the caller, when LISTEN_PID names this process."""
+    environ = posix.environ
+    count, pid = environ.get(b"LISTEN_FDS", b""), environ.get(b"LISTEN_PID", b"")
+    if count.isdigit() and pid == str(posix.getpid()).encode():
+        return int(count)
+    return 0
+
+
+def _note_passed_fds(command, args):
+    """Which of the fds the process is to get (3 .. 3+N-1) the caller really passed: looked
+    at before pyrunc opens anything, so that one of its own (the log) that lands on a free
+    number in that range never reaches the container."""
+    if command not in ("create", "run", "exec"):
+        return
+    args.listen_fds = _listen_fds() if command != "exec" else 0
+    passed = []
+    for fd in range(3, 3 + args.listen_fds + (args.preserve_fds or 0)):
+        try:
+            posix.fstat(fd)
+            passed.append(fd)
+        except OSError:
+            pass  # closed: passed over, as crun
+    args.passed_fds = tuple(passed)
 
 
 def cmd_create(args, g, log):
@@ -355,7 +383,8 @@ def cmd_ps(args, g, log):
 def cmd_exec(args, g, log):
     from pyrunc.container.execute import exec_process
     opts = _opts(args, g, log, pid_file=args.pid_file, console_socket=args.console_socket,
-                 detach=args.detach, preserve_fds=args.preserve_fds)
+                 detach=args.detach, preserve_fds=args.preserve_fds,
+                 passed_fds=args.passed_fds)
     return exec_process(opts, args)
 
 
@@ -490,6 +519,7 @@ def main(argv=None):
         args, run = parse_command(command, cargs, g.root if explicit_root else None)
         if args is None:
             return 0
+        _note_passed_fds(command, args)
     except UsageError as e:
         sys.stderr.write(f"pyrunc: {command or 'usage'}: {e} (see --help)\n")
         return 1

@@ -48,8 +48,8 @@ def features():
 def unsupported_settings(config):
     """(JSON path, why) for each setting in config that pyrunc does not apply.
 
-    The caller warns, or refuses in strict mode. Security labels are not in this list:
-    asking for one on a host without AppArmor/SELinux is always an error (see prepare).
+    The caller warns, or refuses in strict mode. A security label on a host without its
+    LSM is one: crun runs without it, and the label could not be applied by anyone there.
     """
     found = []
     linux, process = config.linux, config.process
@@ -60,19 +60,28 @@ def unsupported_settings(config):
             found.append(("linux.personality.flags", "personality flags are not applied"))
     if process is not None and process.execCPUAffinity is not None:
         found.append(("process.execCPUAffinity", "CPU affinity is not implemented"))
+    return found + [(path, f"{lsm} is not enabled on this host")
+                    for path, lsm, enabled in security_labels(config) if not enabled]
+
+
+def security_labels(config):
+    """(JSON path, LSM name, enabled on this host) for each security label asked for.
+    pyrunc applies none: without the LSM that is a warning (crun runs without the label);
+    with it, a refusal (the label would be a silent hole)."""
+    found = []
+    process, linux = config.process, config.linux
+    apparmor = paths.isdir("/sys/kernel/security/apparmor")
+    selinux = paths.isdir("/sys/fs/selinux")
+    if process is not None and process.apparmorProfile:
+        found.append(("process.apparmorProfile", "AppArmor", apparmor))
+    if process is not None and process.selinuxLabel:
+        found.append(("process.selinuxLabel", "SELinux", selinux))
+    if linux is not None and linux.mountLabel:
+        found.append(("linux.mountLabel", "SELinux", selinux))
     return found
 
 
 def refused_settings(config):
-    """Settings that must not be ignored on this host: labels need AppArmor or SELinux."""
-    found = []
-    process, linux = config.process, config.linux
-    if process is not None and process.apparmorProfile and not paths.isdir(
-            "/sys/kernel/security/apparmor"):
-        found.append(("process.apparmorProfile", "AppArmor is not enabled on this host"))
-    selinux = paths.isdir("/sys/fs/selinux")
-    if process is not None and process.selinuxLabel and not selinux:
-        found.append(("process.selinuxLabel", "SELinux is not enabled on this host"))
-    if linux is not None and linux.mountLabel and not selinux:
-        found.append(("linux.mountLabel", "SELinux is not enabled on this host"))
-    return found
+    """Settings that must not be ignored on this host: labels of an LSM it enables."""
+    return [(path, f"{lsm} labels are not implemented")
+            for path, lsm, enabled in security_labels(config) if enabled]

@@ -40,13 +40,14 @@ def check_path(value, where, step="load"):
 
 
 def check_node_path(value, where, step="load"):
-    """A device node's path: absolute, no NUL, no "..", and ending in a name."""
+    """A device node's path: absolute, no NUL, no "..", naming something below "/"; returned
+    normalised (runc cleans "/dev/x/" and "/dev/./x" to "/dev/x")."""
     check_path(value, where, step)
-    parts = value.split("/")
-    if not value.startswith("/") or ".." in parts or name_problem(parts[-1]) is not None:
-        raise PyruncError(f"{value!r} is not an absolute path to a file (no '..', no "
-                          "trailing '/')", path=where, step=step)
-    return value
+    parts = [p for p in value.split("/") if p not in ("", ".")]
+    if not value.startswith("/") or ".." in parts or not parts:
+        raise PyruncError(f"{value!r} is not an absolute path to a file below / (no '..')",
+                          path=where, step=step)
+    return "/" + "/".join(parts)
 
 
 HUGEPAGE_UNITS = ("KB", "MB", "GB")

@@ -265,3 +265,20 @@ def test_a_blkio_weight_of_0_is_not_set_as_in_runc(tmp_path, layout):
     cgroups.set_resources(cg, {"blockIO": {"weight": 500}}, [])
     assert "500" in {written(cg, k, n).removeprefix("default ") for k in cg.dirs
                      for n in ("blkio.weight", "io.weight")}
+
+
+def test_kernel_memory_is_written_where_the_hierarchy_has_the_file(tmp_path):
+    layout = hybrid(tmp_path)
+    cg = cgroups.plan("/c1", "c1", layout)
+    fake_files(cg, ("memory.kmem.tcp.limit_in_bytes",))
+    os.makedirs(layout.mounts["memory"], exist_ok=True)
+    open(os.path.join(layout.mounts["memory"], "memory.kmem.tcp.limit_in_bytes"), "a").close()
+    warnings = []
+    cgroups.set_resources(cg, {"memory": {"kernelTCP": 4096, "kernel": 8192}}, warnings)
+    assert written(cg, "memory", "memory.kmem.tcp.limit_in_bytes") == "4096"
+    assert warnings == ["linux.resources.memory.kernel: this host's memory cgroup has no "
+                        "memory.kmem.limit_in_bytes, ignored"]
+    cg = cgroups.plan("/c1", "c1", v2_only(tmp_path))
+    warnings = []
+    cgroups.set_resources(cg, {"memory": {"kernelTCP": 4096}}, warnings, dry=True)
+    assert cg.touched == set() and "kernelTCP" in warnings[0]

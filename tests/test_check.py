@@ -240,3 +240,17 @@ def test_without_device_rules_only_the_default_devices_open(tmp_path, capsys):
         c["linux"].pop("resources", None)
     _, found, _ = findings(tmp_path, changed(edit), capsys)
     assert ("low", "linux.devices[0] (/dev/fuse)") in found
+
+
+def test_no_mount_namespace_says_what_create_does_to_the_host_mount_table(tmp_path, capsys):
+    config = copy.deepcopy(CLEAN)
+    config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"]
+                                     if n["type"] != "mount"]
+    found = [f for f in findings(tmp_path, config, capsys)[2]["findings"]
+             if f["rule"] == "hostMountTable"]
+    assert len(found) == 1 and found[0]["level"] == "high"
+    text = found[0]["message"]
+    assert f"a bind of {tmp_path}/rootfs onto itself" in text and "/proc" in text
+    assert "until delete" in text
+    assert not [f for f in findings(tmp_path, CLEAN, capsys)[2]["findings"]
+                if f["rule"] == "hostMountTable"]

@@ -34,13 +34,15 @@ def test_hugepage_sizes_that_are_not(size):
     assert e.value.path == "linux.resources.hugepageLimits[0].pageSize"
 
 
-@pytest.mark.parametrize("path", ["/dev/x", "/dev/net/tun", "/x"])
-def test_device_node_paths(path):
-    assert names.check_node_path(path, "p") == path
+@pytest.mark.parametrize("path, clean", [("/dev/x", "/dev/x"), ("/dev/net/tun", "/dev/net/tun"),
+                                         ("/x", "/x"), ("/dev/x/", "/dev/x"),
+                                         ("//dev/./x", "/dev/x")])
+def test_device_node_paths(path, clean):
+    assert names.check_node_path(path, "p") == clean
 
 
-@pytest.mark.parametrize("path", ["dev/x", "/", "/dev/", "/dev/..", "/dev/../etc/x",
-                                  "/dev/.", "/dev/x\0"])
+@pytest.mark.parametrize("path", ["dev/x", "/", "/./", "/dev/..", "/dev/../etc/x",
+                                  "/dev/x\0"])
 def test_device_node_paths_that_are_not(path):
     with pytest.raises(PyruncError):
         names.check_node_path(path, "p")

@@ -302,8 +302,11 @@ def test_notify_sets_new_listener_and_tsync_esrch():
     # the kernel refuses TSYNC with NEW_LISTENER unless TSYNC_ESRCH says how errors look
     assert filt.flags == sc.FLAG_TSYNC | sc.FLAG_NEW_LISTENER | sc.FLAG_TSYNC_ESRCH
     assert (filt.listener_path, filt.listener_metadata) == ("/run/agent.sock", "m")
-    # no NOTIFY rule: the listener settings are ignored, as the spec says
+    # no NOTIFY rule: the listener is still made and sent, as crun does (the spec sends
+    # "when the SCMP_ACT_NOTIFY action is used"; an agent would otherwise wait forever)
     filt, _ = prepare({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/x"})
+    assert (filt.flags, filt.listener_path) == (sc.FLAG_NEW_LISTENER, "/x")
+    filt, _ = prepare({"defaultAction": "SCMP_ACT_ALLOW"})
     assert (filt.flags, filt.listener_path) == (0, None)
 
 

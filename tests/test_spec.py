@@ -118,6 +118,17 @@ def test_only_namespaced_sysctls_are_allowed(key, ok):
         assert error_of(config).path == f"linux.sysctl.{key}"
 
 
+def test_uts_sysctls_yield_to_hostname_and_domainname():
+    config = default_spec()
+    config["linux"]["sysctl"] = {"kernel.hostname": "h"}
+    assert "hostname" in error_of(config).message
+    config["linux"]["sysctl"] = {"kernel.domainname": "d"}
+    load(config)
+    config["domainname"] = "other"
+    err = error_of(config)
+    assert err.path == "linux.sysctl.kernel.domainname" and "domainname" in err.message
+
+
 def test_sysctl_needs_its_namespace_in_the_config():
     config = default_spec()
     config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"]

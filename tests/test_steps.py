@@ -87,3 +87,41 @@ def test_optional_modules_are_preloaded_only_when_the_config_needs_them():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "[] ['pyrunc.linux.seccomp', 'pyrunc.linux.terminal']"
+
+
+def test_cwd_errors_name_the_call_that_failed(monkeypatch, tmp_path):
+    import pytest
+    from pyrunc.errors import PyruncError
+    d = default_spec()
+    d["process"]["cwd"] = str(tmp_path)
+    config, _ = load_config(d)
+    ctx = Context(config, "/b", "c1")
+
+    def denied():
+        raise PermissionError(1, "Operation not permitted")
+    monkeypatch.setattr(steps.posix, "getcwd", denied)
+    with pytest.raises(PyruncError) as e:
+        steps.step_cwd(ctx)
+    assert e.value.message.startswith("getcwd after chdir") and e.value.path == "process.cwd"
+    # cwd_early: EACCES (root cannot enter) leaves the change to the cwd step, as the user
+    monkeypatch.setattr(steps.posix, "chdir", lambda p: (_ for _ in ()).throw(
+        PermissionError(13, "Permission denied")))
+    steps.step_cwd_early(ctx)
+    assert not ctx.cwd_done
+    with pytest.raises(PyruncError) as e:
+        steps.step_cwd(ctx)
+    assert e.value.message.startswith("chdir ")
+
+
+def test_cwd_comes_before_a_filter_loaded_without_no_new_privileges():
+    order = names(steps.INIT_STEPS)
+    assert order.index("cwd_early") < order.index("seccomp_early")
+    d = default_spec()
+    d["process"]["noNewPrivileges"] = False
+    d["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW"}
+    config, _ = load_config(d)
+    ctx = Context(config, "/b", "c1")
+    ctx.ns = Plan(sc.CLONE_NEWNS, {})
+    ctx.seccomp = object()
+    on = [name for name, applies, _ in steps.INIT_STEPS if applies(ctx)]
+    assert "cwd_early" in on and "seccomp_early" in on

@@ -100,8 +100,13 @@ def exec_process(opts, args):
     with open(container.config_file, "rb") as f:
         raw = fastjson.loads(f.read())
     config = _stored_config(container, raw)
-    proc, warnings = load_process(process_dict(args, raw.get("process") or {}),
-                                  strict=opts.strict)
+    process = process_dict(args, raw.get("process") or {})
+    if process.get("terminal") and not opts.console_socket and posix.isatty(0) and \
+            process.get("consoleSize") is None:
+        # our pty gets the size of the terminal we run on before the process can look
+        size = posix.get_terminal_size(0)
+        process["consoleSize"] = {"height": size.lines, "width": size.columns}
+    proc, warnings = load_process(process, strict=opts.strict)
     guard_ptrace(container, config, proc, status)
     ctx = Context(config, container.data["bundle"], opts.id)
     ctx.process = proc
@@ -109,18 +114,26 @@ def exec_process(opts, args):
     ctx.explain = opts.explain
     ctx.debug = opts.debug
     ctx.preserve_fds = opts.preserve_fds
+    ctx.passed_fds = opts.passed_fds
     ctx.ns = join_plan(config, container.pid)
     from pyrunc.linux.userns import in_initial_userns
     ctx.runtime_in_userns = not in_initial_userns()
+    if not ctx.ns.has("mount"):
+        ctx.root_of = container.pid  # the container's root is the init's chroot
     if container.data.get("cgroupPaths"):
         from pyrunc.linux import cgroups
         ctx.cgroup = cgroups.Cgroup(container.data["cgroupPaths"], None)
     prepare_process(opts, config, proc, ctx, warnings)
-    console = None
+    console = ours = None
     if proc.terminal:
-        if not opts.console_socket:
-            raise PyruncError("a tty needs --console-socket", step="terminal")
-        console = connect_console(opts.console_socket)
+        if opts.console_socket:
+            console = connect_console(opts.console_socket)
+        elif opts.detach:
+            raise PyruncError("a tty with --detach needs --console-socket", step="terminal")
+        else:
+            # in the foreground without a socket we hold the pty master, as runc (and run)
+            import _socket
+            ours, console = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
         ctx.console_fd = console.fileno()
     if not opts.detach:
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1, what="prctl PR_SET_CHILD_SUBREAPER")
@@ -148,5 +161,14 @@ def exec_process(opts, args):
         write_pid_file(opts.pid_file, pid)
     if opts.detach:
         return 0
+    if ours is not None:
+        from pyrunc.linux import terminal
+        try:
+            master = terminal.recv_fd(ours)
+        finally:
+            ours.close()
+        pidfd = posix.pidfd_open(pid)
+        terminal.proxy(master, pidfd)
+        posix.close(pidfd)
     return wait_forwarding(pid)
 

@@ -26,6 +26,8 @@ class Options:
         self.console_socket = None
         self.no_pivot = False
         self.preserve_fds = 0
+        self.listen_fds = 0       # of preserve_fds, the first LISTEN_FDS (socket activation)
+        self.passed_fds = None    # the fds of 3 .. 3+preserve_fds-1 the caller had open
         self.detach = False
         self.keep = False
         self.strict = False
@@ -97,12 +99,23 @@ def prepare(opts, bundle, config, ctx):
         refuse_what_needs_root(ctx, linux)
     if ctx.ns.new_user:
         plan_user_namespace(config)
-    if not ctx.ns.has("mount"):
-        raise PyruncError("pyrunc needs a mount namespace (add {\"type\": \"mount\"})",
-                          path="linux.namespaces", step="namespaces")
+    if not ctx.ns.has("mount") and ctx.ns.has("user"):
+        # the runtime's mount namespace belongs to the host's user namespace: no mount
+        # could be made from the new one
+        raise PyruncError("a user namespace needs a mount namespace (add "
+                          "{\"type\": \"mount\"})", path="linux.namespaces",
+                          step="namespaces")
     prepare_process(opts, config, config.process, ctx, [])
     check_support(config, opts)
     ctx.cgroup = plan_cgroup(opts, config)
+    sched = config.process.scheduler
+    if ctx.cgroup is not None and sched is not None and sched.policy in ("SCHED_FIFO",
+                                                                         "SCHED_RR"):
+        from pyrunc.linux import cgroups
+        why = cgroups.realtime_problem(ctx.cgroup, config.linux and config.linux.resources)
+        if why:
+            raise PyruncError(f"{sched.policy}: {why}", path="process.scheduler.policy",
+                              step="load")
     idmapped = [i for i, m in enumerate(config.mounts or ()) if idmap.wants_idmap(m)]
     if idmapped and posix.geteuid() != 0:
         m = config.mounts[idmapped[0]]
@@ -117,6 +130,8 @@ def prepare(opts, bundle, config, ctx):
             config.mounts, lambda m: rootfs.is_bind(m, rootfs.parse_options(m.options)))
         ctx.sources_from_runtime = bool(ctx.mount_sources)
     ctx.preserve_fds = opts.preserve_fds
+    ctx.listen_fds = opts.listen_fds
+    ctx.passed_fds = opts.passed_fds
     ctx.no_pivot = opts.no_pivot
     ctx.explain = opts.explain
     ctx.debug = opts.debug
@@ -250,11 +265,16 @@ def create(opts):
     bundle, config, raw = load_for_create(opts)
     timing.lap("load config")
     container = Container.new(opts.root, opts.id)
-    init_pid = ctx = None
+    init_pid = ctx = host_mount = None
     try:
         ctx = Context(config, bundle, opts.id)
         prepare(opts, bundle, config, ctx)
         timing.lap("prepare (capabilities, seccomp, namespace paths)")
+        if not ctx.ns.has("mount"):
+            # the container's mounts go to our mount table, under this bind (see check)
+            from pyrunc.linux import rootfs
+            host_mount = (rootfs.bind_in_place(ctx.rootfs), ctx.rootfs)
+            container.record_host_mount(ctx.rootfs, host_mount[0])
         console = None
         if config.process.terminal:
             if opts.console_socket:
@@ -301,7 +321,7 @@ def create(opts):
                                   created=now_rfc3339(), owner="",
                                   terminal=bool(config.process.terminal),
                                   sealedRuntime=opts.sealed,
-                                  hookKinds=[k for k in ("poststart", "poststop")
+                                  hookKinds=[k for k in ("prestart", "poststart", "poststop")
                                              if config.hooks and getattr(config.hooks, k)],
                                   cgroupPaths=ctx.cgroup.dirs if ctx.cgroup else None)
             container.save()
@@ -322,6 +342,9 @@ def create(opts):
         if ctx is not None and ctx.cgroup is not None:
             from pyrunc.linux import cgroups
             cgroups.remove(ctx.cgroup.made[::-1])  # children before their parents
+        if host_mount is not None:
+            from pyrunc.linux import rootfs
+            rootfs.detach_if_ours(host_mount[1], host_mount[0])
         container.remove()
         raise
     return container
@@ -392,7 +415,8 @@ def drive(channel, ctx, c1, init_pid, config, until):
         elif kind == "hooks":
             from pyrunc.linux import hooks
             state = dict(ctx.state, status="creating", pid=init_pid)
-            hooks.run_hooks("prestart", config.hooks.prestart, state)
+            if not prestart_at_start(config.ociVersion):
+                hooks.run_hooks("prestart", config.hooks.prestart, state)
             hooks.run_hooks("createRuntime", config.hooks.createRuntime, state)
             channel.send("hooks_done")
         elif kind == until:
@@ -457,8 +481,21 @@ def start(opts):
         container.unlock()
 
 
+def prestart_at_start(version):
+    """Runtime-spec 1.0.0 and 1.0.1 call prestart hooks "after the start operation is called
+    but before the user-specified program command is executed"; from 1.0.2 they are
+    deprecated and run in create, before createRuntime (runc's and crun's place always)."""
+    try:
+        numbers = tuple(int(n) for n in version.split("-", 1)[0].split(".")[:3])
+    except ValueError:
+        return False
+    return numbers < (1, 0, 2)
+
+
 def start_created(container, opts):
     """Release the init from exec.fifo, wait until it exec'd, run the poststart hooks."""
+    if prestart_at_start(container.data["ociVersion"]):
+        _prestart_in_start(container)
     fd = posix.open(container.fifo, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
     try:
         # the init's padding first (steps.step_wait_for_start says why)
@@ -476,6 +513,23 @@ def start_created(container, opts):
         from pyrunc.linux import hooks
         hooks.run_hooks("poststart", poststart, container.hook_state("running"),
                         warn_only=True, warn=opts.log.warning)
+
+
+def _prestart_in_start(container):
+    """Spec 1.0.0/1.0.1: prestart hooks in `start`, the container `created`; one that fails
+    stops the container (its init is killed) and `start` fails: `delete` does the rest."""
+    prestart = _stored_hooks(container, "prestart")
+    if not prestart:
+        return
+    from pyrunc.linux import hooks
+    try:
+        hooks.run_hooks("prestart", prestart, container.hook_state("created"))
+    except PyruncError:
+        try:
+            posix.kill(container.pid, 9)
+        except ProcessLookupError:
+            pass
+        raise
 
 
 def _read_until_exec(fd, pid):
@@ -698,11 +752,26 @@ def delete(opts, force=False, retry=True):
     hook_state = container.hook_state("stopped")
     for problem in _remove_cgroups(list((container.data.get("cgroupPaths") or {}).values())):
         opts.log.warning(f"cgroup not removed: {problem}")
+    _detach_host_mount(container, opts.log.warning)
     container.remove()
     if poststop:
         from pyrunc.linux import hooks
         hooks.run_hooks("poststop", poststop, hook_state, warn_only=True,
                         warn=opts.log.warning)
+
+
+def _detach_host_mount(container, warn):
+    """The rootfs bind (and every mount under it) of a container without a mount namespace,
+    taken out of the runtime's mount table."""
+    recorded = container.recorded_host_mount()
+    if recorded is None:
+        return
+    from pyrunc.linux import rootfs
+    try:
+        rootfs.detach_if_ours(recorded[1], recorded[0])
+    except OSError as e:
+        if warn:
+            warn(f"{recorded[1]}: mounts not removed: {e.strerror}")
 
 
 def remove_unfinished(root, cid):
@@ -718,6 +787,7 @@ def remove_unfinished(root, cid):
         leftover.unlock()
         return True
     _remove_cgroups(leftover.recorded_cgroups())
+    _detach_host_mount(leftover, None)
     leftover.remove()
     return False
 
@@ -748,6 +818,7 @@ def remove_corrupt(root, cid, data, warn):
         _kill_and_wait(victim)
     for problem in _remove_cgroups(dirs):
         warn(f"cgroup not removed: {problem}")
+    _detach_host_mount(leftover, warn)
     leftover.remove()
 
 
@@ -801,6 +872,7 @@ def run(opts):
         if console is not None and container.data.get("terminal"):
             from pyrunc.linux import terminal
             master = terminal.recv_fd(console)
+            terminal.copy_size(master)  # as proxy() will: before the process can look
         start_created(container, opts)
         timing.lap("start (until exec and poststart hooks)")
     except BaseException:

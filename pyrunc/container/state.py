@@ -242,6 +242,19 @@ class Container:
         except FileNotFoundError:
             return []
 
+    # -- the rootfs bind a container without a mount namespace made in the runtime's
+    def record_host_mount(self, point, mount_id):
+        write_private(paths.join(self.dir, "hostmount"), f"{mount_id} {point}\n")
+
+    def recorded_host_mount(self):
+        """(mount id, mount point) or None."""
+        try:
+            with open(paths.join(self.dir, "hostmount")) as f:
+                mount_id, _, point = f.read().rstrip("\n").partition(" ")
+        except FileNotFoundError:
+            return None
+        return (int(mount_id), point) if mount_id.isdigit() and point else None
+
     def remove(self):
         fd = posix.open(self.dir, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW |
                         posix.O_CLOEXEC)

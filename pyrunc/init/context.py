@@ -90,13 +90,17 @@ class Context:
         self.fifo_write_fd = None   # exec.fifo opened for writing: open until exec (CLOEXEC)
         self.console_fd = None      # --console-socket, connected
         self.preserve_fds = 0
+        self.listen_fds = 0         # the first of them are LISTEN_FDS (socket activation)
+        self.passed_fds = None      # which of them the caller passed (None: all)
         self.no_pivot = False
         self.exec_mode = False      # `pyrunc exec`: join an existing container
+        self.root_of = None         # exec, no mount namespace: the init whose root to enter
         self.process = config.process
         self.explain = None         # callable(str) for --explain / --debug
         self.debug = False
         self.fail_step = (posix.environ.get(b"PYRUNC_FAIL_STEP") or b"").decode() or None
         self.do_exec = None         # the prepared execve, set by the resolve_exec step
+        self.cwd_done = False       # the cwd_early step changed to process.cwd already
         self.state = None           # base of the state given to hooks (set by the parent)
 
     def hook_state(self, status):

@@ -34,7 +34,10 @@ def preload(config, proc):
 
 
 def step_rootfs_propagation(ctx):
-    rootfs.set_propagation(ctx.setting("rootfsPropagation"))
+    # the runtime's tree: rslave when the container is to receive the host's events, else
+    # rprivate; what the config asks for is applied to the container's / after pivot_root
+    asked = ctx.setting("rootfsPropagation")
+    rootfs.set_propagation("rslave" if asked in ("slave", "rslave") else "rprivate")
     rootfs.bind_rootfs(ctx.rootfs)
 
 
@@ -48,6 +51,19 @@ def step_mount_sources(ctx):
             ctx.mount_fds[i] = (fd, kind)
         if msg["last"]:
             return
+
+
+def step_enter_root(ctx):
+    # exec into a container without a mount namespace: joining the namespaces left this
+    # process on the runtime's root; the init's is the container's (a chroot)
+    fd = posix.open(f"/proc/{ctx.root_of}/root", posix.O_RDONLY | posix.O_DIRECTORY |
+                    posix.O_CLOEXEC)
+    try:
+        posix.fchdir(fd)
+    finally:
+        posix.close(fd)
+    posix.chroot(".")
+    posix.chdir("/")
 
 
 def step_mounts(ctx):
@@ -79,14 +95,20 @@ def step_runtime_hooks(ctx):
 
 def step_create_container_hooks(ctx):
     hooks.run_hooks("createContainer", ctx.config.hooks.createContainer,
-                    ctx.hook_state("creating"))
+                    ctx.hook_state("creating"), env=ctx.process.env or [])
 
 
 def step_pivot_root(ctx):
+    if not ctx.ns.has("mount"):
+        rootfs.chroot_only(ctx.rootfs)  # the runtime's mount namespace: nothing moves
+        return
     if ctx.no_pivot:
         rootfs.chroot(ctx.rootfs)
     else:
         rootfs.pivot_root(ctx.rootfs)
+    asked = ctx.setting("rootfsPropagation")
+    if asked is not None:
+        rootfs.set_propagation(asked)  # on the container's own / (shared: a new peer group)
 
 
 def step_loopback(ctx):
@@ -161,6 +183,12 @@ def step_personality(ctx):
     sc.personality(PERSONALITY[ctx.setting("personality").domain])
 
 
+def step_session(ctx):
+    # as runc: a session and process group of the container's own, not the caller's (which
+    # lie outside its pid namespace); with a terminal, the terminal step makes it
+    posix.setsid()
+
+
 def step_terminal(ctx):
     from pyrunc.linux import terminal  # preloaded
     master, slave = terminal.open_pty()
@@ -209,6 +237,8 @@ def step_user(ctx):
     user = ctx.process.user
     posix.umask(0o022 if user.umask is None else user.umask)
     try:
+        if user.uid != 0:
+            process.give_stdio_to(user.uid)
         process.switch_user(user)
     except OSError as e:
         raise PyruncError(f"set user {user.uid}:{user.gid}: {e.strerror}", path="process.user",
@@ -219,23 +249,72 @@ def step_capabilities(ctx):
     capabilities.apply(ctx.caps)
 
 
-def step_cwd(ctx):
+def step_make_cwd(ctx):
+    # as runc and crun: a missing cwd is made (0755, as root) in the container's root
+    cwd = ctx.process.cwd
     try:
-        posix.chdir(ctx.process.cwd)
-        # CVE-2024-21626: a cwd like /proc/self/fd/N through an fd of the runtime would
-        # land outside the container's root; getcwd then has no path (ENOENT)
+        posix.stat(cwd)
+        return
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise PyruncError(f"stat {cwd}: {e.strerror}", path="process.cwd",
+                          errno=e.errno) from None
+    path = ""
+    for part in cwd.split("/"):
+        if not part:
+            continue
+        path += "/" + part
+        try:
+            posix.mkdir(path, 0o755)
+        except FileExistsError:
+            pass
+        except OSError as e:
+            raise PyruncError(f"mkdir {path}: {e.strerror}", path="process.cwd",
+                              errno=e.errno) from None
+
+
+def step_cwd_early(ctx):
+    # a filter loaded without no_new_privs comes before the user switch (it needs
+    # CAP_SYS_ADMIN): change directory before it, as root, so a profile that denies chdir or
+    # getcwd cannot break it; runc too tries as root first. EACCES: again as the user.
+    try:
+        _change_cwd(ctx)
+    except PyruncError as e:
+        if e.errno != 13:
+            raise
+        return
+    ctx.cwd_done = True
+
+
+def step_cwd(ctx):
+    _change_cwd(ctx)
+
+
+def _change_cwd(ctx):
+    cwd = ctx.process.cwd
+    try:
+        posix.chdir(cwd)
+    except OSError as e:
+        raise PyruncError(f"chdir {cwd}: {e.strerror}", path="process.cwd",
+                          errno=e.errno) from None
+    # CVE-2024-21626: a cwd like /proc/self/fd/N through an fd of the runtime would land
+    # outside the container's root; getcwd then has no path (ENOENT)
+    try:
         inside = posix.getcwd().startswith("/")
     except OSError as e:
-        raise PyruncError(f"chdir {ctx.process.cwd}: {e.strerror}", path="process.cwd",
+        raise PyruncError(f"getcwd after chdir {cwd}: {e.strerror}", path="process.cwd",
                           errno=e.errno) from None
     if not inside:
-        raise PyruncError(f"{ctx.process.cwd} is outside the container's root",
-                          path="process.cwd")
+        raise PyruncError(f"{cwd} is outside the container's root", path="process.cwd")
 
 
 def step_resolve_exec(ctx):
     process.default_signals()  # here: a seccomp filter may refuse rt_sigaction later
     env = process.with_home(list(ctx.process.env or []), ctx.process.user.uid)
+    if ctx.listen_fds:
+        # sd_listen_fds(3) checks LISTEN_PID: this process, as the container sees it
+        env += [f"LISTEN_FDS={ctx.listen_fds}", f"LISTEN_PID={posix.getpid()}"]
     args = ctx.process.args
     path = process.find_executable(args[0], env, ctx.process.cwd)
     direct = sc.prepare_execve(path, args, env)
@@ -263,7 +342,9 @@ def step_close_fds(ctx):
     # later is close-on-exec.
     first = 3 + ctx.preserve_fds
     for fd in range(3, first):
-        posix.set_inheritable(fd, True)
+        # one the caller did not pass is pyrunc's own (close-on-exec) or closed
+        if ctx.passed_fds is None or fd in ctx.passed_fds:
+            posix.set_inheritable(fd, True)
     sc.close_from(first, keep=(ctx.channel.fileno(),))
 
 
@@ -302,7 +383,7 @@ def step_wait_for_start(ctx):
 
 def step_start_hooks(ctx):
     hooks.run_hooks("startContainer", ctx.config.hooks.startContainer,
-                    ctx.hook_state("created"))
+                    ctx.hook_state("created"), env=ctx.process.env or [])
 
 
 def step_seccomp(ctx):
@@ -324,6 +405,12 @@ def _nnp(ctx):
 INIT_STEPS = (
     ("rootfs_propagation", lambda ctx: True, step_rootfs_propagation),
     ("mount_sources", lambda ctx: ctx.sources_from_runtime, step_mount_sources),
+
+
+    # without a mount namespace the parent made the rootfs bind (nothing of the runtime's
+    # mount table changes propagation)
+    ("enter_root", lambda ctx: ctx.root_of is not None, step_enter_root),
+    ("rootfs_propagation", lambda ctx: ctx.ns.has("mount"), step_rootfs_propagation),
     ("mounts", lambda ctx: bool(ctx.config.mounts), step_mounts),
     ("devices", lambda ctx: not rootfs.dev_is_bound(ctx.config.mounts), step_devices),
     ("dev_symlinks", lambda ctx: True, step_dev_symlinks),
@@ -331,6 +418,7 @@ INIT_STEPS = (
      step_runtime_hooks),
     ("create_container_hooks", _hooks("createContainer"), step_create_container_hooks),
     ("pivot_root", lambda ctx: True, step_pivot_root),
+    ("make_cwd", lambda ctx: ctx.process.cwd != "/", step_make_cwd),
     ("loopback", lambda ctx: bool(ctx.ns.new_flags & sc.CLONE_NEWNET), step_loopback),
     ("hostname", lambda ctx: bool(ctx.config.hostname or ctx.config.domainname),
      step_hostname),
@@ -345,16 +433,18 @@ INIT_STEPS = (
     ("memory_policy", lambda ctx: ctx.setting("memoryPolicy") is not None,
      step_memory_policy),
     ("personality", lambda ctx: ctx.setting("personality") is not None, step_personality),
+    ("session", lambda ctx: not ctx.process.terminal, step_session),
     ("terminal", lambda ctx: bool(ctx.process.terminal), step_terminal),
     # before any seccomp filter: an allow-list may lack close_range
     ("close_fds", lambda ctx: True, step_close_fds),
     ("no_new_privileges", _nnp, step_no_new_privileges),
+    ("cwd_early", lambda ctx: ctx.seccomp is not None and not _nnp(ctx), step_cwd_early),
     ("seccomp_early", lambda ctx: ctx.seccomp is not None and not _nnp(ctx),
      step_seccomp_early),
     ("capabilities_bounding", lambda ctx: ctx.caps is not None, step_capabilities_bounding),
     ("user", lambda ctx: True, step_user),
     ("capabilities", lambda ctx: ctx.caps is not None, step_capabilities),
-    ("cwd", lambda ctx: True, step_cwd),
+    ("cwd", lambda ctx: not ctx.cwd_done, step_cwd),
     ("resolve_exec", lambda ctx: True, step_resolve_exec),
     # a notify filter is loaded while the parent is still there to pass its fd on
     ("seccomp_notify", lambda ctx: _nnp(ctx) and _notify(ctx), step_seccomp),
@@ -367,7 +457,9 @@ INIT_STEPS = (
 
 # `pyrunc exec`: the namespaces and root are the container's already
 EXEC_STEPS = tuple(s for s in INIT_STEPS if s[0] in (
-    "rlimits", "scheduler", "io_priority", "terminal", "no_new_privileges", "seccomp_early", "capabilities_bounding",
+    "enter_root", "rlimits", "scheduler", "io_priority", "session", "terminal", "no_new_privileges",
+    "cwd_early",
+    "seccomp_early", "capabilities_bounding",
     "user", "capabilities", "cwd", "resolve_exec", "close_fds", "seccomp_notify", "seccomp",
     "exec"))
 

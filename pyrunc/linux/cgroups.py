@@ -294,7 +294,20 @@ def _memory(cg, mem, where, warnings):
             warnings.append(f"{path}: no cgroup v2 equivalent, ignored")
             continue
         cg.write(paths.join(d, target), text, path)
-    for field in ("kernel", "kernelTCP", "useHierarchy", "checkBeforeUpdate"):
+    for field, name in (("kernel", "memory.kmem.limit_in_bytes"),
+                        ("kernelTCP", "memory.kmem.tcp.limit_in_bytes")):
+        # v1 only, where the kernel still has the file (crun writes it there); the
+        # hierarchy's root tells before the container's directory exists
+        value = mem.get(field)
+        if value is None:
+            continue
+        path = f"{where}.{field}"
+        value = _int(value, path)
+        if v1 and paths.exists(paths.join(cg.layout.mounts[key], name)):
+            cg.write(paths.join(d, name), "-1" if value < 0 else str(value), path)
+        else:
+            warnings.append(f"{path}: this host's memory cgroup has no {name}, ignored")
+    for field in ("useHierarchy", "checkBeforeUpdate"):
         if mem.get(field) is not None:
             warnings.append(f"{where}.{field}: not applied (deprecated by the kernel or "
                             "only for update)")
@@ -555,6 +568,28 @@ def host_hugepage_sizes():
         shift, unit = (20, "GB") if kb >= 1 << 20 else (10, "MB") if kb >= 1 << 10 else (0, "KB")
         sizes.append(f"{kb >> shift}{unit}")
     return sizes
+
+
+def realtime_problem(cg, resources):
+    """Why a SCHED_FIFO or SCHED_RR process would get EPERM in the container's v1 cpu
+    cgroup (the kernel refuses real-time tasks in a group with no real-time budget, when
+    built with RT_GROUP_SCHED), or None."""
+    key = cg.layout.controller_key("cpu")
+    if key is None or key == UNIFIED or not paths.exists(
+            paths.join(cg.layout.mounts[key], "cpu.rt_runtime_us")):
+        return None
+    cpu = (resources or {}).get("cpu") or {}
+    if cpu.get("realtimeRuntime") not in (None, 0):
+        return None
+    try:
+        budget = int(_read(paths.join(cg.dirs[key], "cpu.rt_runtime_us")))
+    except (OSError, ValueError):
+        budget = 0  # a new cgroup starts with none
+    if budget != 0:
+        return None
+    return (f"the container's cpu cgroup ({cg.dirs[key]}) would have no real-time budget "
+            "(cpu.rt_runtime_us 0), where the kernel refuses a real-time task: set "
+            "linux.resources.cpu.realtimeRuntime (and realtimePeriod)")
 
 
 def _read(path):

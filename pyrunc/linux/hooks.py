@@ -17,13 +17,14 @@ STEP_OF = {"prestart": "runtime_hooks", "createRuntime": "runtime_hooks",
            "poststart": "poststart_hooks", "poststop": "poststop_hooks"}
 
 
-def run_hooks(kind, hooks, state, warn_only=False, warn=None):
-    """Run config.hooks.<kind> in order; the first failure raises (or warns, for poststop)."""
+def run_hooks(kind, hooks, state, warn_only=False, warn=None, env=None):
+    """Run config.hooks.<kind> in order; the first failure raises (or warns, for poststop).
+    A hook without `env` gets `env` (a list of NAME=VALUE), or the runtime's environment."""
     data = fastjson.dumps(state).encode()
     for i, hook in enumerate(hooks or ()):
         where = f"hooks.{kind}[{i}] ({hook.path})"
         try:
-            run_one(hook, data)
+            run_one(hook, data, env)
         except PyruncError as e:
             e.path, e.step = where, STEP_OF[kind]
             if not warn_only:
@@ -32,9 +33,14 @@ def run_hooks(kind, hooks, state, warn_only=False, warn=None):
                 warn(str(e))
 
 
-def run_one(hook, stdin_data):
+def run_one(hook, stdin_data, default_env=None):
     args = hook.args or [hook.path]
-    env = hook.env or []
+    # no `env`: as runc and crun, the environment of the process that runs the hook (Go's
+    # exec with a nil Env): the runtime's own in the runtime's namespaces, the container
+    # process's (default_env) in the container, where the host's variables must not reach;
+    # an empty list is an empty environment
+    env = hook.env if hook.env is not None else default_env
+    env = posix.environ if env is None else dict(e.split("=", 1) for e in env)
     r, w = posix.pipe()
     err_r, err_w = posix.pipe()
     pid = posix.fork()
@@ -42,7 +48,7 @@ def run_one(hook, stdin_data):
         try:
             posix.dup2(r, 0)
             posix.dup2(err_w, 2)
-            posix.execve(hook.path, args, dict(e.split("=", 1) for e in env))
+            posix.execve(hook.path, args, env)
         except OSError as e:
             posix.write(2, f"exec {hook.path}: {e.strerror}".encode())
         posix._exit(127)

@@ -1,7 +1,7 @@
 """The container process: rlimits, user and groups, cwd, env, the executable, oom score."""
 import _signal
 import posix
-from _stat import S_ISDIR, S_ISREG
+from _stat import S_ISDIR, S_ISFIFO, S_ISREG, S_ISSOCK
 
 from pyrunc import paths, syscalls as sc
 from pyrunc.errors import PyruncError
@@ -64,6 +64,26 @@ def switch_user(user):
             raise
     posix.setresgid(user.gid, user.gid, user.gid)
     posix.setresuid(user.uid, user.uid, user.uid)
+
+
+def give_stdio_to(uid):
+    """fchown stdio that is a pipe, socket or regular file to the process's uid (the group
+    kept), as runc does, so that a non-root process can reopen /dev/stdout. Not a device
+    (/dev/null, a tty: the terminal step owns that). EINVAL or EPERM (ids not mapped in a
+    user namespace): left as it is, as runc."""
+    for fd in (0, 1, 2):
+        try:
+            st = posix.fstat(fd)
+        except OSError:
+            continue  # closed
+        if st.st_uid == uid or not (S_ISFIFO(st.st_mode) or S_ISSOCK(st.st_mode)
+                                    or S_ISREG(st.st_mode)):
+            continue
+        try:
+            posix.fchown(fd, uid, st.st_gid)
+        except OSError as e:
+            if e.errno not in (1, 22):  # EPERM, EINVAL
+                raise
 
 
 def with_home(env, uid):

@@ -215,7 +215,7 @@ def current_flags(path):
 
 
 def set_propagation(propagation):
-    """rootfsPropagation for /: private unless the config says otherwise."""
+    """Propagation of / and (r...) the mounts below it; rprivate when None."""
     flags = PROPAGATION[propagation or "rprivate"]
     sc.mount(None, "/", None, flags, what="make / " + (propagation or "rprivate"))
 
@@ -224,6 +224,43 @@ def bind_rootfs(rootfs):
     """pivot_root needs the new root to be a mount point: bind it onto itself."""
     parent_mount_private(rootfs)
     sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC, what="bind rootfs")
+
+
+def bind_in_place(rootfs):
+    """Without a mount namespace of its own the container's mounts go to the runtime's
+    namespace: all of them under this bind of the rootfs onto itself, so that one lazy
+    detach (detach_if_ours) takes them away. Its propagation is left as it comes: unmounts
+    then reach wherever the mounts did. Returns the bind's mount id."""
+    sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC, what="bind rootfs")
+    return top_mount_id(rootfs)
+
+
+def top_mount_id(point):
+    """The id of the mount last stacked on `point` in this mount namespace, or None."""
+    found = None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split(" ", 5)
+            if fields[4].replace("\\040", " ") == point:
+                found = int(fields[0])
+    return found
+
+
+def detach_if_ours(point, mount_id):
+    """Lazily detach the bind bind_in_place made, with everything mounted under it, when
+    it is still the top of `point` (never a mount someone else stacked there)."""
+    if mount_id is not None and top_mount_id(point) == mount_id:
+        sc.umount2(point, sc.MNT_DETACH)
+        return True
+    return False
+
+
+def chroot_only(rootfs):
+    """Without a mount namespace: chroot into the bind, moving nothing in the runtime's
+    mount table (runc's and crun's way there too)."""
+    posix.chdir(rootfs)
+    posix.chroot(".")
+    posix.chdir("/")
 
 
 def parent_mount_private(rootfs):
@@ -325,12 +362,22 @@ def mount_one(root_fd, m, bundle, in_userns, idmap_fd=None, in_cgroupns=False,
     if m.type in ("cgroup", "cgroup2"):
         mount_cgroup(root_fd, m, opts, in_cgroupns, cgroup_dirs)
         return
-    fd = open_in_root(root_fd, m.destination, "dir")
+    keep_mode = m.type == "tmpfs" and not any(d.startswith("mode=") for d in opts.data)
+    try:
+        fd = open_in_root(root_fd, m.destination, None if keep_mode else "dir")
+    except OSError as e:
+        if e.errno != errno.ENOENT:
+            raise
+        keep_mode = False  # as runc: a directory made for the mount keeps tmpfs's 1777
+        fd = open_in_root(root_fd, m.destination, "dir")
     flags = opts.flags & ~sc.MS_REMOUNT
     defer_ro = m.type == "tmpfs" and bool(flags & sc.MS_RDONLY) \
         and paths.normpath(m.destination) != "/dev"
     if defer_ro:
         flags &= ~sc.MS_RDONLY
+    if keep_mode:
+        # as runc: the directory the tmpfs covers keeps its mode (tmpfs would say 1777)
+        data = ",".join((*opts.data, f"mode={posix.fstat(fd).st_mode & 0o7777:o}"))
     under = None
     host_sys = False
     try:
@@ -522,8 +569,9 @@ def create_devices(rootfs, devices, in_userns):
         wanted = [(p, stat.S_IFCHR, maj, mnr, 0o666, 0, 0, None) for p, maj, mnr in DEFAULT_DEVICES]
         kinds = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
         for i, d in enumerate(devices or ()):
-            wanted = [w for w in wanted if w[0] != d.path]
-            wanted.append((d.path, kinds[d.type], d.major or 0, d.minor or 0,
+            path = paths.normpath(d.path)  # checked at load: absolute, no ".."
+            wanted = [w for w in wanted if w[0] != path]
+            wanted.append((path, kinds[d.type], d.major or 0, d.minor or 0,
                            0o666 if d.fileMode is None else d.fileMode, d.uid, d.gid,
                            f"linux.devices[{i}] ({d.path})"))
         for path, kind, major, minor, mode, uid, gid, where in wanted:
@@ -551,6 +599,16 @@ def make_device(root_fd, path, kind, major, minor, mode, uid, gid, in_userns):
             fd = sc.openat2(dfd, name, posix.O_PATH | posix.O_CLOEXEC, sc.RESOLVE_IN_ROOT)
             try:
                 sc.mount(path, fd_path(fd), None, sc.MS_BIND, what=f"bind device {path}")
+            finally:
+                posix.close(fd)
+            # the host's node, in the container: nosuid and noexec as the runtime's other
+            # mounts there (the host's /dev may have neither); the bind is on top now
+            fd = sc.openat2(dfd, name, posix.O_PATH | posix.O_CLOEXEC, sc.RESOLVE_IN_ROOT)
+            try:
+                target = fd_path(fd)
+                keep = current_flags(target) & (REMOUNT_KEEP | sc.MS_RDONLY)
+                sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_NOSUID |
+                         sc.MS_NOEXEC | keep, what=f"remount device {path}")
             finally:
                 posix.close(fd)
             return

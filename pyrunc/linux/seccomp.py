@@ -130,7 +130,7 @@ DOCKER_DENIED = frozenset((
 
 class Filter:
     """What the init needs: `bpf` (bytes of struct sock_filter[]) and `flags` for seccomp(2).
-    `listener_path` / `listener_metadata` are set only when a rule uses SCMP_ACT_NOTIFY."""
+    `listener_path` / `listener_metadata` are set only with linux.seccomp.listenerPath."""
     __slots__ = ("bpf", "flags", "listener_path", "listener_metadata")
 
     def __init__(self, bpf, flags, listener_path=None, listener_metadata=None):
@@ -503,16 +503,20 @@ def _kernel_has_flag(flag):
 
 def _flags(section, warnings, strict):
     flags = section.flags
-    if section.notify:
+    # a listenerPath without any SCMP_ACT_NOTIFY rule still gets the listener fd, as crun
+    # sends it: the agent would otherwise wait for it forever (runc sends nothing)
+    listener = section.notify or section.node.listenerPath is not None
+    if listener:
         flags |= FLAG_NEW_LISTENER
         if flags & FLAG_TSYNC:          # the kernel refuses TSYNC with NEW_LISTENER otherwise
             flags |= FLAG_TSYNC_ESRCH
     if flags & FLAG_WAIT_KILLABLE_RECV:
         where = (f"{section.path}.flags["
                  f"{section.node.flags.index('SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV')}]")
-        if not section.notify:
+        if not listener:
             _problem(warnings, strict, where, "has no effect without an SCMP_ACT_NOTIFY rule "
-                                              "(the kernel refuses it alone), ignored")
+                                              "or listenerPath (the kernel refuses it alone), "
+                                              "ignored")
             flags &= ~FLAG_WAIT_KILLABLE_RECV
         elif not _kernel_has_flag(FLAG_NEW_LISTENER | FLAG_WAIT_KILLABLE_RECV):
             _problem(warnings, strict, where, "not supported by this kernel (Linux 5.19+), "
@@ -535,7 +539,7 @@ def prepare(seccomp, warnings, strict, cache_dir=None):
     flags = _flags(section, warnings, strict)
     bpf, unknown = _compile_cached(section, cache_dir, warnings)
     _report_unknown(section, unknown, warnings, strict)
-    if not section.notify:
+    if seccomp.listenerPath is None:
         return Filter(bpf, flags)
     return Filter(bpf, flags, seccomp.listenerPath, seccomp.listenerMetadata)
 
@@ -548,7 +552,7 @@ _LOAD_HINTS = {
 
 def load(filt):
     """In the init, as late as possible: install the filter. Returns the listener fd when
-    a rule uses SCMP_ACT_NOTIFY, else None."""
+    the config names a listenerPath, else None."""
     try:
         fd = syscalls.seccomp_set_mode_filter(filt.bpf, filt.flags)
     except OSError as err:

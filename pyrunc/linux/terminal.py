@@ -79,6 +79,14 @@ def make_controlling(slave_path, size=None):
         posix.close(slave)
 
 
+def copy_size(master):
+    """Our terminal's size onto the pty, when our stdin is a terminal: done before the
+    process runs, so that it never sees a 0x0 window (runc and crun resize afterwards)."""
+    if posix.isatty(0):
+        size = posix.get_terminal_size(0)
+        set_size(master, size.lines, size.columns)
+
+
 def proxy(master, pidfd):
     """Foreground `run` with a terminal: copy our stdin to the pty and the pty to our stdout
     until the container exits (pidfd readable). Our tty, if any, is raw meanwhile."""
@@ -86,8 +94,7 @@ def proxy(master, pidfd):
     if posix.isatty(0):
         saved = termios.tcgetattr(0)
         tty.setraw(0)
-        rows, cols = posix.get_terminal_size(0).lines, posix.get_terminal_size(0).columns
-        set_size(master, rows, cols)
+        copy_size(master)
     watched = [master, pidfd, 0]
     try:
         while True:

@@ -75,10 +75,18 @@ def validate(config, loader):
         where = f"linux.sysctl.{key}"
         if ns is None:
             fail(where, "not a namespaced sysctl: it would change the host")
+        # runc and crun: the config's fields say it, a sysctl beside them would contradict
+        if key == "kernel.hostname":
+            fail(where, "not allowed: the config's `hostname` sets it")
+        if key == "kernel.domainname" and config.domainname is not None:
+            fail(where, "conflicts with the config's `domainname`")
         if ns not in types:
             fail(where, f"needs a {ns} namespace in linux.namespaces")
         if types[ns].path is not None and ns == "network" and _is_host_ns(types[ns].path):
             fail(where, "the network namespace joined is the host's")
+    if linux.rootfsPropagation is not None and "mount" not in types:
+        fail("linux.rootfsPropagation", "needs a mount namespace: it would change the "
+             "runtime's")
     if linux.netDevices:
         from pyrunc.linux.netdev import check_names
         net = types.get("network")
@@ -124,8 +132,9 @@ def _check_process_extras(process, fail):
         for i, f in enumerate(s.flags or ()):
             if f not in SCHED_FLAGS:
                 fail(f"process.scheduler.flags[{i}]", f"unknown flag {f!r}")
-        if s.policy == "SCHED_DEADLINE" and not (s.runtime and s.deadline and s.period):
-            fail("process.scheduler", "SCHED_DEADLINE needs runtime, deadline and period")
+        # period 0 (absent, as the spec says) is valid: the kernel then uses the deadline
+        if s.policy == "SCHED_DEADLINE" and not (s.runtime and s.deadline):
+            fail("process.scheduler", "SCHED_DEADLINE needs runtime and deadline")
 
 
 def _check_memory_policy(mp, fail):

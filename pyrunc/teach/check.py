@@ -136,7 +136,26 @@ def joined_namespace_findings(raw):
     return found
 
 
-def collect(config, raw, warnings):
+def host_mount_findings(config, bundle):
+    """No mount namespace: what create does to the runtime's mount table."""
+    linux = config.linux
+    if linux is None or any(ns.type == "mount" for ns in linux.namespaces or ()):
+        return []
+    root = os.path.realpath(os.path.join(bundle, config.root.path if config.root else "rootfs"))
+    points = [m.destination for m in config.mounts or ()]
+    hidden = list(linux.maskedPaths or ()) + list(linux.readonlyPaths or ())
+    return [("hostMountTable", Finding(
+        "high", "linux.namespaces",
+        f"no mount namespace: create mounts in the runtime's own mount table (the host's): a "
+        f"bind of {root} onto itself, and under it {len(points)} mounts "
+        f"({', '.join(points) or 'none'}), the device nodes, and a mount for each of "
+        f"{len(hidden)} masked or read-only paths; every one is visible to the host (and to "
+        f"its peers when the mount holding {root} is shared) until delete detaches the bind "
+        "with all of them. The container is in a chroot, not a pivot_root: root in it with "
+        "CAP_SYS_CHROOT can leave it"))]
+
+
+def collect(config, raw, warnings, bundle="."):
     """Every finding as (rule name, Finding), most severe first, in rule order within a level."""
     caps = config.process.capabilities if config.process else None
     found = capability_findings(caps)
@@ -150,6 +169,7 @@ def collect(config, raw, warnings):
     found.extend(analysis)
     found.extend(joined_namespace_findings(raw))
     found.extend(device_findings(config.linux))
+    found.extend(host_mount_findings(config, bundle))
     found.extend(_from_warning("load", w) for w in warnings)
     return sorted(found, key=lambda rf: -LEVELS.index(rf[1].level))
 
@@ -163,7 +183,7 @@ def run(args):
     except PyruncError as e:
         sys.stderr.write(f"pyrunc check: {e}\n")
         return 2
-    found = collect(config, raw, warnings)
+    found = collect(config, raw, warnings, args.bundle)
     verdict = None
     if policy is not None:
         _, tightened, refused = policy.evaluate(raw)
