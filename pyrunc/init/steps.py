@@ -403,14 +403,11 @@ def _nnp(ctx):
 
 
 INIT_STEPS = (
-    ("rootfs_propagation", lambda ctx: True, step_rootfs_propagation),
-    ("mount_sources", lambda ctx: ctx.sources_from_runtime, step_mount_sources),
-
-
     # without a mount namespace the parent made the rootfs bind (nothing of the runtime's
     # mount table changes propagation)
     ("enter_root", lambda ctx: ctx.root_of is not None, step_enter_root),
     ("rootfs_propagation", lambda ctx: ctx.ns.has("mount"), step_rootfs_propagation),
+    ("mount_sources", lambda ctx: ctx.sources_from_runtime, step_mount_sources),
     ("mounts", lambda ctx: bool(ctx.config.mounts), step_mounts),
     ("devices", lambda ctx: not rootfs.dev_is_bound(ctx.config.mounts), step_devices),
     ("dev_symlinks", lambda ctx: True, step_dev_symlinks),
