@@ -5,7 +5,7 @@ import signal
 import pytest
 
 from pyrunc import cli
-from pyrunc.errors import PyruncError
+from pyrunc.errors import Note, PyruncError
 
 
 def test_global_flags_come_before_the_command():
@@ -89,3 +89,21 @@ def test_update_rejects_bad_values_in_one_line(argv, message):
     args, _ = cli.parse_command("update", argv + ["c1"])
     with pytest.raises(PyruncError, match=message):
         cli.update_resources(args)
+
+
+def test_a_note_goes_to_the_log_file_or_debug_never_plain_stderr(tmp_path, capsys):
+    note = Note("process.capabilities.ambient[0]: CAP_KILL is not in both permitted and "
+                "inheritable")
+    cli.Log().warning(note)
+    assert capsys.readouterr().err == ""
+    cli.Log(debug=True).warning(note)
+    assert capsys.readouterr().err == f"pyrunc: info: {note}\n"
+    cli.Log().warning("linux.resources.rdma: not supported, ignored")  # needs the user
+    assert capsys.readouterr().err.startswith("pyrunc: warning: linux.resources.rdma")
+    path = tmp_path / "log.json"
+    log = cli.Log(str(path), fmt="json")
+    log.warning(note)
+    log.file.close()
+    entry = json.loads(path.read_text())
+    assert entry["level"] == "info" and entry["msg"] == note
+    assert capsys.readouterr().err == ""
