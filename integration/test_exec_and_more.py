@@ -129,6 +129,52 @@ def test_namespace_path_of_the_wrong_type_is_refused(runtime, bundle):
         assert "linux.namespaces" in proc.stderr and "not network" in proc.stderr
 
 
+def _bound_namespace(directory, kind):
+    """A new namespace of KIND kept by a bind mount of its nsfs file under DIRECTORY (a
+    private mount of its own, as `ip netns add` does with /run/netns): (file, inode)."""
+    if directory not in itlib.host_mounts_under(directory):
+        subprocess.run(["mount", "--bind", directory, directory], check=True)
+        subprocess.run(["mount", "--make-private", directory], check=True)
+    path = os.path.join(directory, kind)
+    open(path, "w").close()  # the mount point
+    subprocess.run(["unshare", f"--{kind}={path}", "true"], check=True)
+    return path, os.stat(path).st_ino
+
+
+def _unbind(directory):
+    for point in reversed(itlib.host_mounts_under(directory)):
+        subprocess.run(["umount", point], check=True)
+
+
+def test_a_bind_mounted_namespace_is_joined_and_a_wrong_type_refused(runtime, bundle, probe,
+                                                                     workdir):
+    """netavark, CNI and `ip netns` keep namespaces as bind mounts of nsfs files: those are
+    namespaces too (their /proc/self/fd link reads as a path, not net:[N])."""
+    held = os.path.join(workdir, "netns")
+    os.mkdir(held)
+    try:
+        path, inode = _bound_namespace(held, "net")
+        _bound_namespace(held, "uts")
+        b = bundle.make("b")
+        b.namespaces()[:] = [n for n in b.namespaces() if n["type"] != "network"]
+        b.namespaces().append({"type": "network", "path": path})
+        report = probe(b)
+        assert report["ns"]["net"] == inode
+
+        wrong = bundle.make("wrong")
+        wrong.namespaces()[:] = [n for n in wrong.namespaces() if n["type"] != "network"]
+        wrong.namespaces().append({"type": "network", "path": f"{held}/uts"})
+        cid = itlib.new_id()
+        before = itlib.pids()
+        proc = runtime.run(wrong, cid)
+        itlib.assert_failed_cleanly(runtime, proc, cid, before, [cid])
+        if runtime.name == "pyrunc":
+            assert "linux.namespaces[" in proc.stderr and "is a uts namespace, not network" \
+                in proc.stderr, proc.stderr
+    finally:
+        _unbind(held)
+
+
 def test_loopback_is_up_in_a_new_network_namespace(runtime, bundle, probe):
     b = bundle.make("b")
     report = probe(b, "ifflags=lo")

@@ -2,6 +2,7 @@
 import os
 import re
 import select
+import subprocess
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -282,3 +283,29 @@ def test_missing_executable_fails_run(runtime, bundle):
     assert proc.returncode != 0
     assert runtime.state_cp(cid).returncode != 0
     assert not itlib.leftover_processes(before, [cid, "runc init"])
+
+
+RUNC_SPEC_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+
+
+def test_runc_specs_default_capabilities_say_nothing_on_stderr(runtime, bundle):
+    """`runc spec` (1.1) lists ambient capabilities without inheritable: the kernel cannot
+    raise them; runc is silent, and so is pyrunc on stderr (docker and podman show a
+    runtime's stderr on every run). The --log file has it."""
+    b = bundle.make("b")
+    b.probe_args()
+    b.config["process"]["capabilities"] = {k: RUNC_SPEC_CAPS for k in (
+        "bounding", "effective", "permitted", "ambient")}
+    b.save()
+    cid = itlib.new_id()
+    runtime._track(cid)
+    proc = subprocess.run([*runtime.argv, "--root", runtime.root, "run", "--bundle", b.path,
+                           cid], capture_output=True, text=True, timeout=itlib.TIMEOUT)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    proc = runtime.run(b, itlib.new_id())
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    if runtime.name == "pyrunc":
+        with open(runtime.log) as f:
+            text = f.read()
+        assert '"level": "info"' in text.replace('":"', '": "') and \
+            "process.capabilities.ambient[0]" in text, text

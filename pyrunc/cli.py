@@ -13,7 +13,7 @@ import time
 
 from pyrunc import __version__, fastjson, paths
 from pyrunc.argv import Arg, Opt, UsageError, parse, print_help
-from pyrunc.errors import PyruncError, from_oserror
+from pyrunc.errors import Note, PyruncError, from_oserror
 
 
 # a config's strings reach messages as given: a newline in a mount type must not split the
@@ -27,7 +27,9 @@ def one_line(text):
 
 class Log:
     """runc-style logging: to --log FILE (text or json lines, as conmon and containerd read
-    them) and, for warnings and errors, to stderr when no log file is given."""
+    them) and, for warnings and errors, to stderr when no log file is given. A Note (a
+    warning that needs nothing from the user) is info: the log file, or stderr with
+    --debug."""
 
     def __init__(self, path=None, fmt="text", debug=False):
         self.path, self.fmt, self.debug_on = path, fmt, debug
@@ -45,11 +47,19 @@ class Log:
         self.file.write(line + "\n")
 
     def warning(self, msg):
+        if isinstance(msg, Note):
+            return self.info(msg)
         msg = one_line(msg)
         if self.file:
             self._write("warning", msg)
         else:
             sys.stderr.write(f"pyrunc: warning: {msg}\n")
+
+    def info(self, msg):
+        if self.file:
+            self._write("info", msg)
+        elif self.debug_on:
+            sys.stderr.write(f"pyrunc: info: {msg}\n")
 
     def error(self, msg):
         if self.file:

@@ -28,6 +28,15 @@ class PyruncError(Exception):
         return cls(d["message"], d.get("path"), d.get("step"), d.get("errno"))
 
 
+class Note(str):
+    """A warning the user has nothing to do about: pyrunc does what runc does with the
+    setting (runc is silent), e.g. ambient capabilities `runc spec` lists that the kernel
+    cannot raise. The log says it at info level: in the --log file, on stderr only with
+    --debug, so that clients (docker, podman) do not show it on every run. --strict still
+    refuses it like any warning."""
+    __slots__ = ()
+
+
 def from_oserror(err, path=None, step=None):
     """Turn an OSError from the syscall layer into a PyruncError with context."""
     message = f"{err.filename}: {err.strerror}" if err.filename else (err.strerror or str(err))

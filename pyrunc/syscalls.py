@@ -183,6 +183,18 @@ def personality(persona):
         _fail("personality")
 
 
+NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3): an nsfs fd's CLONE_NEW* type
+
+
+def ns_get_nstype(fd):
+    """The CLONE_NEW* flag of a namespace fd (a /proc/PID/ns file or a bind mount of one);
+    OSError (ENOTTY) for any other file."""
+    ret = libc.ioctl(fd, NS_GET_NSTYPE)
+    if ret < 0:
+        _fail("ioctl NS_GET_NSTYPE")
+    return ret
+
+
 def syscall(number, *args, what):
     """syscall(2) with long arguments (ints, or cffi pointers passed through)."""
     cargs = [a if isinstance(a, ffi.CData) else ffi.cast("long", a) for a in args]

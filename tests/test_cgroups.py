@@ -64,13 +64,13 @@ def test_v1_limits_go_to_their_hierarchy(tmp_path):
     warnings = []
     cgroups.set_resources(cg, {
         "memory": {"limit": 1 << 26, "swap": -1, "disableOOMKiller": True},
-        "pids": {"limit": 0},
+        "pids": {"limit": -1},
         "cpu": {"shares": 256, "quota": 5000, "period": 10000, "cpus": "0"},
     }, warnings)
     assert written(cg, "memory", "memory.limit_in_bytes") == str(1 << 26)
     assert written(cg, "memory", "memory.memsw.limit_in_bytes") == "-1"
     assert written(cg, "memory", "memory.oom_control") == "1"
-    assert written(cg, "pids", "pids.max") == "max"  # 0 or less: no limit
+    assert written(cg, "pids", "pids.max") == "max"  # -1: no limit
     assert written(cg, "cpu,cpuacct", "cpu.cfs_quota_us") == "5000"
     assert written(cg, "cpuset", "cpuset.cpus") == "0"
     assert warnings == []
@@ -144,6 +144,70 @@ def test_host_hugepage_sizes_use_the_kernels_names():
     assert len(sizes) == len(on_host)
     assert ("hugepages-2048kB" in on_host) == ("2MB" in sizes)
     assert ("hugepages-1048576kB" in on_host) == ("1GB" in sizes)
+
+
+DOCKER_ZEROS = {"memory": {"limit": 0, "reservation": 0, "swap": 0, "swappiness": -1,
+                           "disableOOMKiller": False},
+                "pids": {"limit": 0}, "blockIO": {"weight": 0},
+                "cpu": {"shares": 0, "quota": 0, "period": 0, "realtimeRuntime": 0,
+                        "realtimePeriod": 0, "cpus": "", "mems": ""},
+                "network": {"classID": 0}}
+
+
+def test_zero_and_empty_values_are_unset_as_in_runc_v1(tmp_path):
+    cg = cgroups.plan("/c1", "c1", hybrid(tmp_path))
+    fake_files(cg, V1_FILES + ("blkio.bfq.weight",))
+    warnings = []
+    cgroups.set_resources(cg, DOCKER_ZEROS, warnings)
+    assert cg.touched == set()  # docker's zero weight made ERANGE, its zero shares made 2
+    assert [w for w in warnings if "blkio" not in w and "net_cls" not in w] == []
+
+
+def test_zero_and_empty_values_are_unset_as_in_runc_v2(tmp_path):
+    cg = cgroups.plan("/c1", "c1", v2_only(tmp_path))
+    cgroups.set_resources(cg, DOCKER_ZEROS, [], dry=True)
+    assert cg.touched == set()
+
+
+def test_v1_memory_minus_one_makes_swap_unlimited_and_swappiness_is_checked(tmp_path):
+    cg = cgroups.plan("/c1", "c1", hybrid(tmp_path))
+    fake_files(cg, V1_FILES)
+    cgroups.set_resources(cg, {"memory": {"limit": -1, "swappiness": 100}}, [])
+    assert written(cg, "memory", "memory.memsw.limit_in_bytes") == "-1"
+    assert written(cg, "memory", "memory.swappiness") == "100"
+    with pytest.raises(PyruncError) as e:
+        cgroups.set_resources(cg, {"memory": {"swappiness": 101}}, [], dry=True)
+    assert e.value.path == "linux.resources.memory.swappiness"
+
+
+def test_v1_shares_the_kernel_clamps_are_an_error_as_in_runc(tmp_path):
+    cg = cgroups.plan("/c1", "c1", hybrid(tmp_path))
+    fake_files(cg, V1_FILES)
+    real_write = cgroups._write
+
+    def clamping_write(path, text, where):  # what cpu.shares does with 1: reads back 2
+        real_write(path, "2" if path.endswith("cpu.shares") and text == "1" else text, where)
+    cgroups._write = clamping_write
+    try:
+        with pytest.raises(PyruncError, match="minimum allowed cpu-shares is 2") as e:
+            cgroups.set_resources(cg, {"cpu": {"shares": 1}}, [])
+    finally:
+        cgroups._write = real_write
+    assert e.value.path == "linux.resources.cpu.shares"
+
+
+def test_v2_quota_alone_and_weights(tmp_path):
+    cg = cgroups.plan("/c1", "c1", v2_only(tmp_path))
+    fake_files(cg, ("cpu.max", "io.weight", "memory.max", "memory.swap.max"))
+    cgroups.set_resources(cg, {"cpu": {"quota": 20000}, "blockIO": {"weight": 500},
+                               "memory": {"limit": 100, "swap": 100}}, [])
+    key = cgroups.UNIFIED
+    assert written(cg, key, "cpu.max") == "20000 100000"
+    assert written(cg, key, "io.weight") == "4950"       # runc: 1 + (w - 10) * 9999 / 990
+    assert written(cg, key, "memory.swap.max") == "0"   # swap == memory: no swap
+    with pytest.raises(PyruncError) as e:
+        cgroups.set_resources(cg, {"memory": {"swap": 100}}, [], dry=True)
+    assert e.value.path == "linux.resources.memory.swap"
 
 
 def test_v2_conversions(tmp_path):
@@ -263,8 +327,9 @@ def test_a_blkio_weight_of_0_is_not_set_as_in_runc(tmp_path, layout):
     cgroups.set_resources(cg, {"blockIO": {"weight": 0}}, [])
     assert {written(cg, k, n) for k in cg.dirs for n in ("blkio.weight", "io.weight")} == {""}
     cgroups.set_resources(cg, {"blockIO": {"weight": 500}}, [])
-    assert "500" in {written(cg, k, n).removeprefix("default ") for k in cg.dirs
-                     for n in ("blkio.weight", "io.weight")}
+    # v2 converts runc's way: [10, 1000] -> [1, 10000]
+    assert ("500" if layout is v1_blkio else "4950") in {
+        written(cg, k, n) for k in cg.dirs for n in ("blkio.weight", "io.weight")}
 
 
 def test_kernel_memory_is_written_where_the_hierarchy_has_the_file(tmp_path):

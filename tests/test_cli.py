@@ -5,7 +5,7 @@ import signal
 import pytest
 
 from pyrunc import cli
-from pyrunc.errors import PyruncError
+from pyrunc.errors import Note, PyruncError
 
 
 def test_global_flags_come_before_the_command():
@@ -135,3 +135,21 @@ def test_a_generated_id_is_valid_and_new(tmp_path):
     first, second = cli.generated_id(str(odd) + "/"), cli.generated_id(str(odd))
     assert check_id(first).startswith("mybundle1-") and first != second
     assert cli.generated_id("/").startswith("bundle-")
+
+
+def test_a_note_goes_to_the_log_file_or_debug_never_plain_stderr(tmp_path, capsys):
+    note = Note("process.capabilities.ambient[0]: CAP_KILL is not in both permitted and "
+                "inheritable")
+    cli.Log().warning(note)
+    assert capsys.readouterr().err == ""
+    cli.Log(debug=True).warning(note)
+    assert capsys.readouterr().err == f"pyrunc: info: {note}\n"
+    cli.Log().warning("linux.resources.rdma: not supported, ignored")  # needs the user
+    assert capsys.readouterr().err.startswith("pyrunc: warning: linux.resources.rdma")
+    path = tmp_path / "log.json"
+    log = cli.Log(str(path), fmt="json")
+    log.warning(note)
+    log.file.close()
+    entry = json.loads(path.read_text())
+    assert entry["level"] == "info" and entry["msg"] == note
+    assert capsys.readouterr().err == ""

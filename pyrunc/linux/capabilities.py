@@ -21,7 +21,7 @@ single-threaded when this runs.
 """
 
 from pyrunc import syscalls
-from pyrunc.errors import PyruncError, from_oserror
+from pyrunc.errors import Note, PyruncError, from_oserror
 
 STEP = "capabilities"
 
@@ -146,10 +146,10 @@ def prepare(capabilities, warnings, strict, last_cap=None, available=None):
         available = current()["bounding"]
     base = capabilities._path
 
-    def problem(path, text):
+    def problem(path, text, kind=str):
         if strict:
             raise PyruncError(text, path=path, step=STEP)
-        warnings.append(f"{path}: {text}")
+        warnings.append(kind(f"{path}: {text}"))
 
     masks, where = {}, {}
     for key in SETS:
@@ -185,13 +185,13 @@ def prepare(capabilities, warnings, strict, last_cap=None, available=None):
     for number in _bits(masks["permitted"] & ~masks["bounding"]):
         problem(where["permitted", number], f"{NAMES[number]} is not in bounding, so it is "
                                             "lost at execve")
-    # PR_CAP_AMBIENT_RAISE needs the capability permitted and inheritable. runc tries the
-    # raise, warns "can't raise ambient capability" and runs without it; we know the
-    # outcome now, so the warning comes before anything starts.
+    # PR_CAP_AMBIENT_RAISE needs the capability permitted and inheritable. runc 1.1 tries
+    # the raise and runs without it, silently; `runc spec` and every client's default
+    # config list ambient without inheritable, so this is a Note (the log, not stderr).
     for number in _bits(masks["ambient"] & ~(masks["permitted"] & masks["inheritable"])):
         problem(where["ambient", number], f"{NAMES[number]} is not in both permitted and "
                                           "inheritable, so the kernel refuses to raise it; "
-                                          "left out (runc warns and does the same)")
+                                          "left out (as runc does)", Note)
         masks["ambient"] &= ~(1 << number)
     return CapSets(last_cap=last_cap, **masks)
 

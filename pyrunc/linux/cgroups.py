@@ -264,36 +264,46 @@ def set_resources(cg, resources, warnings, dry=False):
 
 
 def _memory(cg, mem, where, warnings):
+    """runc's rules (libcontainer/cgroups/fs/memory.go, fs2/memory.go): 0 is unset, -1 is
+    unlimited; memory -1 with swap unset makes swap unlimited too; swappiness -1 is unset."""
     _check_object(mem, where)
     key = cg.layout.controller_key("memory")
     if key is None:
         return _missing(where, "memory", warnings)
     d = cg.dirs[key]
-    v1 = key != UNIFIED
-    limit = mem.get("limit")
-    for field, v1_file, v2_file in (("limit", "memory.limit_in_bytes", "memory.max"),
-                                    ("reservation", "memory.soft_limit_in_bytes", "memory.low"),
-                                    ("swap", "memory.memsw.limit_in_bytes", "memory.swap.max"),
-                                    ("swappiness", "memory.swappiness", None),
-                                    ("disableOOMKiller", "memory.oom_control", None)):
-        value = mem.get(field)
-        if value is None:
-            continue
-        path = f"{where}.{field}"
-        if field == "disableOOMKiller":
-            if value is not True and value is not False:
-                _fail(path, "expected a boolean")
-            text = "1" if value else "0"
-        else:
-            value = _int(value, path)
-            if not v1 and field == "swap" and value > 0 and limit is not None and limit > 0:
-                value -= limit  # v2 counts swap alone; the spec's swap is memory + swap
-            text = ("-1" if v1 else "max") if value < 0 else str(value)
-        target = v1_file if v1 else v2_file
-        if target is None:
-            warnings.append(f"{path}: no cgroup v2 equivalent, ignored")
-            continue
-        cg.write(paths.join(d, target), text, path)
+    values = {}
+    for field in ("limit", "reservation", "swap", "swappiness"):
+        if mem.get(field) is not None:
+            values[field] = _int(mem[field], f"{where}.{field}")
+    limit, swap = values.get("limit", 0), values.get("swap", 0)
+    oom = mem.get("disableOOMKiller")
+    if oom is not None and oom is not True and oom is not False:
+        _fail(f"{where}.disableOOMKiller", "expected a boolean")
+    if key == UNIFIED:
+        _memory_v2(cg, d, values, limit, swap, where, warnings)
+    else:
+        if limit == -1 and swap == 0 and paths.exists(paths.join(d, "memory.memsw.limit_in_bytes")):
+            swap = -1
+        swap_first = False
+        if limit and swap and not cg.dry:  # an update: the kernel wants memsw >= memory always
+            current = _read_int(paths.join(d, "memory.limit_in_bytes"))
+            swap_first = swap == -1 or (current is not None and current < swap)
+        order = (("swap", swap), ("limit", limit)) if swap_first else (("limit", limit),
+                                                                       ("swap", swap))
+        for field, value in order:
+            if value:
+                name = "memory.limit_in_bytes" if field == "limit" else "memory.memsw.limit_in_bytes"
+                cg.write(paths.join(d, name), str(value), f"{where}.{field}")
+        if values.get("reservation"):
+            cg.write(paths.join(d, "memory.soft_limit_in_bytes"), str(values["reservation"]),
+                     f"{where}.reservation")
+        if oom:
+            cg.write(paths.join(d, "memory.oom_control"), "1", f"{where}.disableOOMKiller")
+        swappiness = values.get("swappiness", -1)
+        if swappiness != -1:
+            if not 0 <= swappiness <= 100:
+                _fail(f"{where}.swappiness", f"{swappiness} is not in 0-100 (or -1, unset)")
+            cg.write(paths.join(d, "memory.swappiness"), str(swappiness), f"{where}.swappiness")
     for field, name in (("kernel", "memory.kmem.limit_in_bytes"),
                         ("kernelTCP", "memory.kmem.tcp.limit_in_bytes")):
         # v1 only, where the kernel still has the file (crun writes it there); the
@@ -303,7 +313,7 @@ def _memory(cg, mem, where, warnings):
             continue
         path = f"{where}.{field}"
         value = _int(value, path)
-        if v1 and paths.exists(paths.join(cg.layout.mounts[key], name)):
+        if key != UNIFIED and paths.exists(paths.join(cg.layout.mounts[key], name)):
             cg.write(paths.join(d, name), "-1" if value < 0 else str(value), path)
         else:
             warnings.append(f"{path}: this host's memory cgroup has no {name}, ignored")
@@ -313,72 +323,136 @@ def _memory(cg, mem, where, warnings):
                             "only for update)")
 
 
+def _memory_v2(cg, d, values, limit, swap, where, warnings):
+    """v2 counts swap alone where the spec's swap is memory + swap (runc's conversion)."""
+    if limit == -1 and swap == 0:
+        swap = -1
+    elif swap not in (0, -1):
+        if limit in (0, -1):
+            _fail(f"{where}.swap", "a swap limit needs a memory limit")
+        if limit < 0 or swap < limit:
+            _fail(f"{where}.swap", "memory + swap must be at least the memory limit")
+        swap -= limit
+        if swap == 0:
+            cg.write(paths.join(d, "memory.swap.max"), "0", f"{where}.swap")  # no swap
+    if swap:
+        cg.write(paths.join(d, "memory.swap.max"), _v2_num(swap), f"{where}.swap")
+    if limit:
+        cg.write(paths.join(d, "memory.max"), _v2_num(limit), f"{where}.limit")
+    if values.get("reservation"):
+        cg.write(paths.join(d, "memory.low"), _v2_num(values["reservation"]),
+                 f"{where}.reservation")
+    if values.get("swappiness", -1) != -1:
+        warnings.append(f"{where}.swappiness: no cgroup v2 equivalent, ignored")
+
+
+def _v2_num(value):
+    return "max" if value == -1 else str(value)
+
+
 def _pids(cg, pids, where, warnings):
+    """0 is unset (runc); -1 (v1: any negative) is "max"."""
     _check_object(pids, where)
     key = cg.layout.controller_key("pids")
     if key is None:
         return _missing(where, "pids", warnings)
     limit = _int(pids.get("limit", 0), f"{where}.limit")
-    cg.write(paths.join(cg.dirs[key], "pids.max"), str(limit) if limit > 0 else "max",
-           f"{where}.limit")
+    if limit:
+        text = str(limit) if limit > 0 else _v2_num(limit) if key == UNIFIED else "max"
+        cg.write(paths.join(cg.dirs[key], "pids.max"), text, f"{where}.limit")
 
 
 def _cpu(cg, cpu, where, warnings):
+    """runc's rules (fs/cpu.go, fs2/cpu.go): a zero share, quota, period or realtime value
+    is unset, as is an empty cpus or mems; v2 takes shares as a weight and a quota without
+    a period over 100000 us."""
     _check_object(cpu, where)
     cpus, mems = cpu.get("cpus"), cpu.get("mems")
-    if cpus is not None or mems is not None:
+    if cpus or mems:
         key = cg.layout.controller_key("cpuset")
         if key is None:
             _missing(where + ".cpus", "cpuset", warnings)
         for field, value in (("cpus", cpus), ("mems", mems)):
-            if value is not None and key is not None:
-                if not isinstance(value, str):
-                    _fail(f"{where}.{field}", "expected a string")
+            if value is not None and not isinstance(value, str):
+                _fail(f"{where}.{field}", "expected a string")
+            if value and key is not None:
                 cg.write(paths.join(cg.dirs[key], f"cpuset.{field}"), value, f"{where}.{field}")
-    key = cg.layout.controller_key("cpu")
-    fields = [f for f in ("shares", "quota", "period", "burst", "realtimeRuntime",
-                          "realtimePeriod", "idle") if cpu.get(f) is not None]
-    if not fields:
+    values = {f: _int(cpu[f], f"{where}.{f}") for f in (
+        "shares", "quota", "period", "burst", "realtimeRuntime", "realtimePeriod", "idle")
+        if cpu.get(f) is not None}
+    set_ = {f: v for f, v in values.items() if v or f == "idle"}  # cpu.idle 0 is a value
+    if not set_:
         return
+    key = cg.layout.controller_key("cpu")
     if key is None:
         return _missing(where, "cpu", warnings)
     d = cg.dirs[key]
-    values = {f: _int(cpu[f], f"{where}.{f}") for f in fields}
     if key != UNIFIED:
-        for field, name in (("shares", "cpu.shares"), ("period", "cpu.cfs_period_us"),
-                            ("quota", "cpu.cfs_quota_us"), ("burst", "cpu.cfs_burst_us"),
-                            ("realtimePeriod", "cpu.rt_period_us"),
-                            ("realtimeRuntime", "cpu.rt_runtime_us"), ("idle", "cpu.idle")):
-            if field in values:
-                cg.write(paths.join(d, name), str(values[field]), f"{where}.{field}")
+        _cpu_v1(cg, d, set_, where)
         return
-    if "shares" in values:  # runc's conversion of [2, 262144] to cpu.weight [1, 10000]
-        weight = 1 + ((values["shares"] - 2) * 9999) // 262142
+    if "shares" in set_:  # runc's conversion of [2, 262144] to cpu.weight [1, 10000]
+        weight = 1 + ((set_["shares"] - 2) * 9999) // 262142
         cg.write(paths.join(d, "cpu.weight"), str(weight), f"{where}.shares")
-    if "quota" in values or "period" in values:
-        quota = values.get("quota", -1)
-        text = f"{'max' if quota < 0 else quota} {values.get('period', 100000)}"
+    if "quota" in set_ or "period" in set_:
+        quota = set_.get("quota", -1)
+        text = f"{'max' if quota < 0 else quota} {set_.get('period', 100000)}"
         cg.write(paths.join(d, "cpu.max"), text, f"{where}.quota")
     for field in ("burst", "idle"):
-        if field in values:
+        if field in set_:
             name = "cpu.max.burst" if field == "burst" else "cpu.idle"
-            cg.write(paths.join(d, name), str(values[field]), f"{where}.{field}")
+            cg.write(paths.join(d, name), str(set_[field]), f"{where}.{field}")
     for field in ("realtimeRuntime", "realtimePeriod"):
-        if field in values:
+        if field in set_:
             warnings.append(f"{where}.{field}: no cgroup v2 equivalent, ignored")
 
 
+def _cpu_v1(cg, d, values, where):
+    if "shares" in values:
+        shares = values["shares"]
+        cg.write(paths.join(d, "cpu.shares"), str(shares), f"{where}.shares")
+        if not cg.dry:  # the kernel clamps to [2, 262144]: said, as runc does
+            got = _read_int(paths.join(d, "cpu.shares"))
+            if got is not None and got != shares:
+                _fail(f"{where}.shares", f"the {'maximum' if shares > got else 'minimum'} "
+                      f"allowed cpu-shares is {got}")
+    retry_period = False
+    if "period" in values:
+        try:
+            cg.write(paths.join(d, "cpu.cfs_period_us"), str(values["period"]),
+                     f"{where}.period")
+        except PyruncError as e:
+            # a period shorter than the current one can exceed the parent's quota until
+            # the new quota is in: retried after it (as runc)
+            if e.errno != 22 or "quota" not in values:
+                raise
+            retry_period = True
+    if "quota" in values:
+        cg.write(paths.join(d, "cpu.cfs_quota_us"), str(values["quota"]), f"{where}.quota")
+        if retry_period:
+            cg.write(paths.join(d, "cpu.cfs_period_us"), str(values["period"]),
+                     f"{where}.period")
+    for field, name in (("burst", "cpu.cfs_burst_us"), ("realtimePeriod", "cpu.rt_period_us"),
+                        ("realtimeRuntime", "cpu.rt_runtime_us"), ("idle", "cpu.idle")):
+        if field in values:
+            cg.write(paths.join(d, name), str(values[field]), f"{where}.{field}")
+
+
 def _block_io(cg, bio, where, warnings):
+    """A zero weight is unset (runc: docker sends `weight: 0` on every run). v2 writes
+    io.bfq.weight where BFQ is there, else io.weight on its own scale."""
     _check_object(bio, where)
     key = cg.layout.controller_key("blkio") or cg.layout.controller_key("io")
     if key is None:
         return _missing(where, "blkio", warnings)
     d = cg.dirs[key]
-    # weight 0 is "not set", as in runc: docker's configs carry "blockIO": {"weight": 0}
+    weight = _int(bio["weight"], f"{where}.weight") if bio.get("weight") is not None else 0
     if key == UNIFIED:
-        if bio.get("weight"):
-            cg.write(paths.join(d, "io.weight"), f"default {_int(bio['weight'], where)}",
-                   f"{where}.weight")
+        if weight:
+            if paths.exists(paths.join(d, "io.bfq.weight")):
+                cg.write(paths.join(d, "io.bfq.weight"), str(weight), f"{where}.weight")
+            else:  # runc's [10, 1000] -> [1, 10000]
+                cg.write(paths.join(d, "io.weight"), str(1 + (weight - 10) * 9999 // 990),
+                         f"{where}.weight")
         for field, name in (("throttleReadBpsDevice", "rbps"), ("throttleWriteBpsDevice", "wbps"),
                             ("throttleReadIOPSDevice", "riops"),
                             ("throttleWriteIOPSDevice", "wiops")):
@@ -387,9 +461,9 @@ def _block_io(cg, bio, where, warnings):
                 cg.write(paths.join(d, "io.max"), f"{_dev(dev, path)} {name}="
                        f"{_int(dev.get('rate'), path + '.rate')}", path)
         return
-    if bio.get("weight"):
+    if weight:
         cg.write(paths.join(d, _existing(d, "blkio.weight", "blkio.bfq.weight")),
-               str(_int(bio["weight"], f"{where}.weight")), f"{where}.weight")
+                 str(weight), f"{where}.weight")
     for field, name in (("throttleReadBpsDevice", "blkio.throttle.read_bps_device"),
                         ("throttleWriteBpsDevice", "blkio.throttle.write_bps_device"),
                         ("throttleReadIOPSDevice", "blkio.throttle.read_iops_device"),
@@ -421,7 +495,7 @@ def _hugepages(cg, limits, where, warnings):
 
 def _network(cg, net, where, warnings):
     _check_object(net, where)
-    if net.get("classID") is not None:
+    if net.get("classID"):  # 0 is unset (runc)
         key = cg.layout.controller_key("net_cls")
         if key is None or key == UNIFIED:
             _missing(where + ".classID", "net_cls", warnings)
@@ -601,6 +675,13 @@ def _read(path):
         return b"".join(chunks).decode()
     finally:
         posix.close(fd)
+
+
+def _read_int(path):
+    try:
+        return int(_read(path))
+    except (OSError, ValueError):
+        return None
 
 
 def _write(path, text, where):

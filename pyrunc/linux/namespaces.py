@@ -74,14 +74,14 @@ def _close(joins):
 
 
 def ns_type_of(fd):
-    """'net', 'pid'... for an nsfs file, None otherwise.
-
-    An nsfs fd's link reads 'net:[4026531840]'; any file on a real filesystem reads as an
-    absolute path, so the link alone tells them apart.
-    """
-    target = posix.readlink(f"/proc/self/fd/{fd}")
-    kind, sep, rest = target.partition(":[")
-    return kind if sep and not target.startswith("/") and rest[:-1].isdigit() else None
+    """'net', 'pid'... for a namespace file, None otherwise. ioctl(NS_GET_NSTYPE) answers
+    for any nsfs fd: a /proc/PID/ns link and a bind mount of one (how `ip netns`, netavark
+    and CNI keep them under /run/netns), whose /proc/self/fd link reads as its path."""
+    try:
+        flag = sc.ns_get_nstype(fd)
+    except OSError:
+        return None  # ENOTTY: not a namespace
+    return next((PROC_NAMES[t] for t, f in FLAGS.items() if f == flag), None)
 
 
 def join(joins, types):

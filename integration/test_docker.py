@@ -1,0 +1,251 @@
+"""docker (Debian's docker.io 20.10: /usr/sbin/dockerd, /usr/bin/docker) drives the runtime,
+as it drives runc: dockerd is started here once, with `--add-runtime it-pyrunc=...` and
+`it-runc=...`, its own data root, exec root, pid file, socket, containerd (dockerd's managed
+one, under the exec root) and cgroup parent, inside a private mount and network namespace
+(integration/sandbox.py): docker0, the user-defined bridge, veths, iptables rules and
+docker-proxy never reach the host. Stopped at the end; nothing is left: no process in the
+namespace, no cgroup under the parent, no runtime state.
+
+The image is a busybox rootfs (`pyrunc bundle`) through `docker import` (no registry).
+Each runtime is called through a logging launcher (sandbox.logging_launcher): the calls
+docker makes are kept next to the daemon and docs/CLIENTS.md shows them.
+"""
+import os
+import shutil
+import subprocess
+import tarfile
+import time
+import uuid
+
+import pytest
+
+from integration import itlib, sandbox
+from integration.test_clients import (_busybox_rootfs, _new_base, _remove_base,
+                                      _runtime_names, _unavailable, run_in_pty)
+
+DOCKERD = "/usr/sbin/dockerd"
+DOCKER = "/usr/bin/docker"  # 20.10's client: /usr/local/bin/docker may be another version
+IMAGE = "pyrunc-it-busybox"
+TIMEOUT = 60
+
+
+class Docker:
+    def __init__(self, base, box):
+        self.base, self.box = base, box
+        self.cgroup_parent = f"pyrunc-it-docker-{uuid.uuid4().hex[:8]}"
+        self.captured = os.path.join(base, "captured")
+        os.makedirs(self.captured)
+        self.runtimes = {}
+        for name in _runtime_names():
+            argv = itlib.runtime_command(name)
+            if argv is None:
+                _unavailable(f"runtime {name} is not installed")
+            self.runtimes[name] = sandbox.logging_launcher(
+                os.path.join(base, f"runtime-{name}"), os.path.abspath(argv[0]),
+                os.path.join(base, f"calls-{name}.txt"), self.captured)
+        with open(os.path.join(base, "daemon.json"), "w") as f:
+            f.write("{}\n")  # not the host's /etc/docker/daemon.json
+        self.sock = os.path.join(base, "docker.sock")
+        self.argv = [DOCKER, "-H", f"unix://{self.sock}"]
+        self.state_root = os.path.join(base, "exec", "runtime-runc", "moby")
+
+    def start(self):
+        argv = [DOCKERD, "--config-file", os.path.join(self.base, "daemon.json"),
+                "--data-root", os.path.join(self.base, "data"),
+                "--exec-root", os.path.join(self.base, "exec"),
+                "--pidfile", os.path.join(self.base, "docker.pid"),
+                "-H", f"unix://{self.sock}", "--storage-driver", "vfs",
+                "--exec-opt", "native.cgroupdriver=cgroupfs",
+                "--cgroup-parent", "/" + self.cgroup_parent, "--log-level", "warn"]
+        for name, launcher in self.runtimes.items():
+            argv += ["--add-runtime", f"it-{name}={launcher}"]
+        self.log = open(os.path.join(self.base, "dockerd.log"), "w")
+        self.daemon = self.box.popen(argv, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while self("version").returncode != 0:
+            if self.daemon.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"dockerd did not start: {self.tail()}")
+            time.sleep(0.2)
+
+    def tail(self):
+        with open(os.path.join(self.base, "dockerd.log")) as f:
+            return f.read()[-3000:]
+
+    def __call__(self, *args, timeout=TIMEOUT, **kw):
+        return self.box.run([*self.argv, *args], timeout=timeout, **kw)
+
+    def stop(self):
+        self.daemon.terminate()
+        try:
+            self.daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.daemon.kill()
+            self.daemon.wait(timeout=10)
+        self.log.close()
+
+
+def _ok(proc):
+    assert proc.returncode == 0, (f"{proc.args} exited {proc.returncode}\n"
+                                  f"stdout: {proc.stdout}\nstderr: {proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def docker():
+    if os.geteuid() != 0:
+        _unavailable("the docker tests need root")
+    for tool in (DOCKERD, DOCKER, "unshare", "nsenter"):
+        if shutil.which(tool) is None:
+            _unavailable(f"{tool} is not installed (apt-get install docker.io util-linux)")
+    base = _new_base("pyrunc-docker-")
+    box = sandbox.Sandbox()
+    d = Docker(base, box)
+    problems = []
+    try:
+        d.start()
+        rootfs = _busybox_rootfs(base)
+        www = os.path.join(rootfs, "www")
+        os.makedirs(www, exist_ok=True)
+        with open(os.path.join(www, "index.html"), "w") as f:
+            f.write("hello from busybox httpd\n")
+        importer = subprocess.Popen(box.argv(*d.argv, "import", "-", IMAGE),
+                                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        with tarfile.open(fileobj=importer.stdin, mode="w|") as t:
+            for entry in sorted(os.listdir(rootfs)):
+                t.add(os.path.join(rootfs, entry), arcname=entry)
+        importer.stdin.close()
+        assert importer.wait(timeout=TIMEOUT) == 0, "docker import failed"
+        yield d
+    finally:
+        ids = d("ps", "-aq").stdout.split() if hasattr(d, "daemon") else []
+        if ids:
+            d("rm", "-f", *ids)
+        if hasattr(d, "daemon"):
+            d.stop()
+        left = box.close()
+        if left:
+            problems.append(f"processes left in the sandbox: {left}")
+        problems += sandbox.remove_cgroups(d.cgroup_parent)
+        left_mounts = _remove_base(base)
+        if left_mounts:
+            problems.append(f"mounts left: {left_mounts}")
+    if problems:
+        pytest.fail("; ".join(problems), pytrace=False)
+
+
+@pytest.fixture(params=_runtime_names())
+def rt(request, docker):
+    """(docker, --runtime value); at teardown no container is left, nor runtime state."""
+    yield docker, f"it-{request.param}"
+    ids = docker("ps", "-aq").stdout.split()
+    if ids:
+        docker("rm", "-f", *ids)
+    deadline = time.monotonic() + 10
+    while _state_left(docker.state_root) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not ids, f"containers left: {ids}"
+    assert not _state_left(docker.state_root), "runtime state left"
+
+
+def _state_left(root):
+    return sorted(n for n in os.listdir(root) if not n.startswith(".")) if os.path.isdir(root) \
+        else []
+
+
+def _name():
+    return f"it-{uuid.uuid4().hex[:10]}"
+
+
+def _cgroup_file(docker, cid, controller, name):
+    with open(f"/sys/fs/cgroup/{controller}/{docker.cgroup_parent}/{cid}/{name}") as f:
+        return f.read().strip()
+
+
+# a PID 1 that stops at once on SIGTERM (busybox sleep as PID 1 would ignore it)
+WAITER = ("sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.1; done")
+
+
+def test_docker_run_rm(rt):
+    docker, runtime = rt
+    proc = docker("run", "--rm", "--runtime", runtime, IMAGE, "sh", "-c",
+                  "echo out; echo err >&2; exit 3")
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout == "out\n" and proc.stderr == "err\n"  # and no runtime warning
+
+
+def test_docker_detached_exec_tty_stop(rt):
+    docker, runtime = rt
+    name = _name()
+    _ok(docker("run", "-d", "--name", name, "--runtime", runtime, IMAGE, *WAITER))
+    proc = _ok(docker("exec", name, "sh", "-c", "echo in $(hostname); exit 0"))
+    assert proc.stdout.startswith("in ")
+    assert docker("exec", name, "sh", "-c", "exit 7").returncode == 7
+    status, out = run_in_pty(docker.box.argv(*docker.argv, "exec", "-it", name, "sh", "-c",
+                                             "tty; stty size; exit 5"))
+    assert status == 5, out
+    assert b"/dev/pts/" in out, out
+    started = time.monotonic()
+    _ok(docker("stop", "-t", "10", name))
+    assert time.monotonic() - started < 8  # SIGTERM reached the container's PID 1
+    state = _ok(docker("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", name))
+    assert state.stdout.split() == ["exited", "0"]
+    _ok(docker("rm", name))
+
+
+def test_docker_pause_unpause_and_stats(rt):
+    docker, runtime = rt
+    name = _name()
+    cid = _ok(docker("run", "-d", "--name", name, "--runtime", runtime, IMAGE,
+                     *WAITER)).stdout.strip()
+    _ok(docker("pause", name))
+    assert _cgroup_file(docker, cid, "freezer", "freezer.state") == "FROZEN"
+    assert _ok(docker("inspect", "--format", "{{.State.Status}}", name)).stdout.strip() == \
+        "paused"
+    _ok(docker("unpause", name))
+    assert _cgroup_file(docker, cid, "freezer", "freezer.state") == "THAWED"
+    stats = _ok(docker("stats", "--no-stream", "--format", "{{.PIDs}} {{.MemUsage}}", name))
+    pids, usage = stats.stdout.split(" ", 1)
+    assert int(pids) >= 1 and not usage.startswith("0B"), stats.stdout
+    _ok(docker("rm", "-f", name))
+
+
+def test_docker_cpu_shares_and_memory_reach_the_cgroup(rt):
+    """docker sends cpu.shares 0 and blockIO.weight 0 when not asked for them: unset (the
+    kernel's 1024, no write to the blkio weight), as runc does."""
+    docker, runtime = rt
+    plain = _ok(docker("run", "-d", "--runtime", runtime, IMAGE, *WAITER)).stdout.strip()
+    limited = _ok(docker("run", "-d", "--runtime", runtime, "--cpu-shares", "512",
+                         "--memory", "64m", IMAGE, *WAITER)).stdout.strip()
+    assert _cgroup_file(docker, plain, "cpu", "cpu.shares") == "1024"
+    assert _cgroup_file(docker, limited, "cpu", "cpu.shares") == "512"
+    assert _cgroup_file(docker, limited, "memory", "memory.limit_in_bytes") == str(64 << 20)
+    _ok(docker("rm", "-f", plain, limited))
+
+
+def test_docker_user_bridge_network_publishes_a_port(rt):
+    docker, runtime = rt
+    net = _name()
+    _ok(docker("network", "create", net))
+    try:
+        name = _name()
+        _ok(docker("run", "-d", "--name", name, "--runtime", runtime, "--network", net,
+                   "-p", "18080:80", IMAGE, "busybox", "httpd", "-f", "-p", "80", "-h", "/www"))
+        # from the sandbox's own network namespace, outside the container: docker-proxy
+        # and the DNAT rule lead to the container's address on the bridge
+        body = ""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            proc = sandbox.http_get(docker.box, "http://127.0.0.1:18080/index.html")
+            body = proc.stdout
+            if proc.returncode == 0:
+                break
+            time.sleep(0.2)
+        assert body == "hello from busybox httpd\n", proc.stderr
+        address = _ok(docker("inspect", "--format",
+                             "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                             name)).stdout.strip()
+        proc = sandbox.http_get(docker.box, f"http://{address}/index.html")
+        assert proc.stdout == body, proc.stderr
+        _ok(docker("rm", "-f", name))
+    finally:
+        docker("network", "rm", net)
