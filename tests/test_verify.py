@@ -346,6 +346,47 @@ def test_capabilities_lost_at_execve_are_broken_with_the_reason():
                         "uid 0 only its ambient set (add them to inheritable and ambient)")
 
 
+RUNC_SPEC_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+
+
+@pytest.mark.parametrize("inheritable,live_ambient,verdict", [
+    ([], 0, verify.UNKEEPABLE),     # `runc spec`: nothing can be raised, nothing was
+    ([], 1 << CAP_KILL, BROKEN),    # a runtime that raised one anyway (the kernel would not)
+    (["CAP_KILL"], 0, BROKEN),      # CAP_KILL could be kept and was not
+    (["CAP_KILL"], 1 << CAP_KILL, verify.UNKEEPABLE),
+])
+def test_ambient_capabilities_the_kernel_refuses_are_unkeepable(inheritable, live_ambient,
+                                                               verdict):
+    config = copy.deepcopy(CONFIG)
+    config["process"]["capabilities"] = {k: RUNC_SPEC_CAPS for k in
+                                         ("bounding", "effective", "permitted", "ambient")}
+    config["process"]["capabilities"]["inheritable"] = inheritable
+    plan = plan_for(config)
+    report, outside = kernel(plan)
+    mask = f"{sum(1 << verify.CAPS[n] for n in RUNC_SPEC_CAPS):016x}"
+    outside["status"].update(CapPrm=mask, CapEff=mask, CapBnd=mask,
+                             CapInh=f"{1 << CAP_KILL if inheritable else 0:016x}",
+                             CapAmb=f"{live_ambient:016x}")
+    report["caps"] = {}
+    claims = verify.judge(plan, report, outside)
+    [amb] = by_path(claims, "process.capabilities.ambient")
+    assert amb.verdict == verdict
+    assert {c.path for c in claims if c.verdict in (BROKEN, verify.UNKEEPABLE)} == {
+        "process.capabilities.ambient"}
+    result = verify.Result("b", "pyrunc", claims)
+    assert result.status == (verdict == BROKEN)
+    if verdict == verify.UNKEEPABLE:
+        # the reason, then check's finding for the same config
+        assert "PR_CAP_AMBIENT_RAISE" in amb.why
+        assert ("check: process.capabilities.ambient[0]: CAP_AUDIT_WRITE is not in both "
+                "permitted and inheritable") in amb.why
+        assert "unkeepable" in verify.counts(claims)
+        assert verify.line(amb).startswith("UNKEEPABLE  process.capabilities.ambient: ")
+        assert "\n              why: the kernel raises" in verify.line(amb)
+    else:
+        assert amb.why == ""
+
+
 def test_ids_are_compared_through_the_user_namespace_mapping():
     config = copy.deepcopy(CONFIG)
     config["process"]["user"] = {"uid": 1000, "gid": 1000}

@@ -71,6 +71,10 @@ COMMAND_TIMEOUT = 30    # seconds for one runtime command
 REPORT_TIMEOUT = 15     # seconds for the probe's report once started
 
 HELD, BROKEN, NOT_CHECKED = "held", "broken", "not checked"
+# a claim no runtime can keep: the kernel refuses it whatever the runtime does; reported
+# apart, with the reason and `check`'s finding, and it does not fail verify
+UNKEEPABLE = "unkeepable"
+VERDICTS = (HELD, BROKEN, UNKEEPABLE, NOT_CHECKED)
 
 # statfs(2) flags and magic numbers
 ST_RDONLY, ST_NOSUID, ST_NODEV, ST_NOEXEC = 1, 2, 4, 8
@@ -115,10 +119,11 @@ UNCHECKED = (
 
 
 class Claim(NamedTuple):
-    verdict: str    # held, broken, not checked
+    verdict: str    # held, broken, unkeepable, not checked
     path: str       # JSON path in config.json, with a hint: "mounts[1] (/dev)"
     claim: str      # what the config says
     seen: str       # the evidence
+    why: str = ""   # for an unkeepable claim: why no runtime can keep it, and check's finding
 
 
 class Host(NamedTuple):
@@ -487,7 +492,25 @@ def capability_claims(plan, seen):
             evidence += f"; capget inside says {inside[key]}"
         claims.append(Claim(HELD if live[key] == want[key] else BROKEN,
                             f"process.capabilities.{key}", text, evidence))
-    return claims
+    return [_unkeepable_ambient(plan, c, want, live["ambient"]) for c in claims]
+
+
+def _unkeepable_ambient(plan, claim, want, live):
+    """The ambient claim is unkeepable when what the kernel refuses to raise is all it
+    lacks: PR_CAP_AMBIENT_RAISE fails (EPERM) for a capability not in both permitted and
+    inheritable (capabilities(7)), under any runtime. runc's own `runc spec` asks for it."""
+    refused = want["ambient"] & ~(want["permitted"] & want["inheritable"])
+    if claim.path != "process.capabilities.ambient" or claim.verdict != BROKEN or not refused \
+            or live != want["ambient"] & ~refused:
+        return claim
+    from pyrunc.teach.check import capability_findings  # check's words for the same config
+    found = sorted(f"{f.path}: {f.message}" for _, f in capability_findings(
+        plan.config.process.capabilities) if f.path.startswith("process.capabilities.ambient"))
+    why = (f"the kernel raises an ambient capability only if it is in both permitted and "
+           f"inheritable (PR_CAP_AMBIENT_RAISE: EPERM), and {_few(refused)} "
+           f"{'is' if refused & (refused - 1) == 0 else 'are'} not; no runtime can keep "
+           "this claim. check: " + ("; ".join(found) or "no finding"))
+    return claim._replace(verdict=UNKEEPABLE, seen=f"CapAmb {live:016x}", why=why)
 
 
 def _few(mask, shown=4):
@@ -1390,13 +1413,14 @@ def configure(parser):
 
 
 def line(claim):
-    verdict = "BROKEN" if claim.verdict == BROKEN else claim.verdict
-    return f"{verdict:<12}{claim.path}: {claim.claim} (seen: {claim.seen})"
+    verdict = claim.verdict.upper() if claim.verdict in (BROKEN, UNKEEPABLE) else claim.verdict
+    text = f"{verdict:<12}{claim.path}: {claim.claim} (seen: {claim.seen})"
+    return text + (f"\n{'':<14}why: {claim.why}" if claim.why else "")
 
 
 def counts(claims):
     """ "40 held, 2 broken" """
-    found = [(sum(c.verdict == v for c in claims), v) for v in (HELD, BROKEN, NOT_CHECKED)]
+    found = [(sum(c.verdict == v for c in claims), v) for v in VERDICTS]
     return ", ".join(f"{n} {v}" for n, v in found if n) or "none"
 
 
