@@ -738,7 +738,14 @@ def mount_claims(plan, seen):
     root = raw.get("root") or {}
     slash = _visible_mount(report, "/")
     opts = set(slash["options"].split(",")) if slash else set()
-    if root.get("readonly"):
+    if root.get("readonly") and "errno" not in seen.result(f"write={WRITE_TEST}"):
+        # the host's view only (audit): nothing is written, the root mount's flags decide
+        fs = seen.result("statfs=/")
+        ro = fs.get("errno") == 0 and bool(fs["flags"] & ST_RDONLY)
+        claims.append(Claim(HELD if "ro" in opts and ro else BROKEN, "root.readonly", "true",
+                            f"/ mounted {'ro' if 'ro' in opts else 'rw'}; statfs: "
+                            f"{'read-only' if ro else 'writable'} (nothing written)"))
+    elif root.get("readonly"):
         res = seen.result(f"write={WRITE_TEST}")
         ok = "ro" in opts and res.get("errno") == errno.EROFS
         claims.append(Claim(HELD if ok else BROKEN, "root.readonly", "true",
@@ -868,6 +875,10 @@ def _readonly_claim(where, st, ow, ch, fs):
         return Claim(NOT_CHECKED, where, "read-only", f"stat: {_errno_text(st['errno'])}")
     ro_mount = fs.get("errno") == 0 and bool(fs["flags"] & ST_RDONLY)
     mount_text = "a read-only mount" if ro_mount else "not a read-only mount"
+    if "errno" not in ow and "errno" not in ch:
+        # the host's view only (audit): nothing is written, the mount's flags decide
+        return Claim(HELD if ro_mount else BROKEN, where, "read-only",
+                     f"statfs: {mount_text} (nothing written)")
     # a file: open it for writing; a directory (or a file whose open the permissions
     # refuse first): chmod to its own mode, which meets a read-only mount before permissions
     is_file = not stat.S_ISDIR(st["mode"])
