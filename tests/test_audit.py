@@ -54,6 +54,7 @@ def test_the_summary_reads_like_seccomp_show():
     assert rows["reboot"] == "kill the thread"
     assert rows["socket"] == "errno 1 with arguments 0 (reads arg0)"
     assert "mount" not in rows
+    assert rows["a number no syscall has"] == "errno 1"
     foreign = dict(bpf.foreign_arch_text([compiled(CONFIG)]))
     assert foreign["x86 (32-bit) getpid"] == "kill the thread"     # no SCMP_ARCH_X86
 

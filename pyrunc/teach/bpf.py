@@ -142,27 +142,36 @@ def _resolver():
     return name
 
 
+UNUSED_ROW = "a number no syscall has"
+
+
 def summarize(programs, arch=AUDIT_ARCH_X86_64):
-    """[(syscall, what it gets)] for every syscall of `arch` that does not get what a
-    number no syscall has gets (the filter's default), then ("everything else", that); a
-    call whose answer depends on its arguments says so: ("socket", "errno 1 with arguments
-    0 (reads arg0)")."""
+    """[(syscall, what it gets)] for every syscall of `arch` that does not get what most
+    of them get, then ("everything else", that), then what a number no syscall has yet gets
+    (the filter's default; runc answers ENOSYS there). A call whose answer depends on its
+    arguments says so: ("socket", "errno 1 with arguments 0 (reads arg0)")."""
     name = _resolver()
-    default, _ = decide(programs, UNUSED_NR, arch)
-    out = []
+    rows = []
     for nr in range(MAX_NR):
         sys_name = name(arch, nr)
-        if sys_name is None:
-            continue
-        value, read = decide(programs, nr, arch)
-        if value == default and not read:
+        if sys_name is not None:
+            rows.append((sys_name, *decide(programs, nr, arch)))
+    counts = {}
+    for _, value, read in rows:
+        if not read:
+            counts[value] = counts.get(value, 0) + 1
+    common = max(counts, key=counts.get) if counts else seccomp.ACT_ALLOW
+    out = []
+    for sys_name, value, read in rows:
+        if value == common and not read:
             continue
         text = seccomp.action_text(value)
         if read:
             text += " with arguments 0 (reads " + ", ".join(f"arg{i}" for i in sorted(read)) \
                 + ")"
         out.append((sys_name, text))
-    out.append(("everything else", seccomp.action_text(default)))
+    out.append(("everything else", seccomp.action_text(common)))
+    out.append((UNUSED_ROW, seccomp.action_text(decide(programs, UNUSED_NR, arch)[0])))
     return out
 
 
