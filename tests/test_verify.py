@@ -389,6 +389,18 @@ def test_ambient_capabilities_the_kernel_refuses_are_unkeepable(inheritable, liv
         assert amb.why == ""
 
 
+def test_ids_the_probe_could_not_report_are_not_checked():
+    # a learned profile can refuse the probe's getresuid: no claim breaks for want of it
+    plan = plan_for(CONFIG)
+    report, outside = kernel(plan)
+    for key in ("uid", "euid", "suid"):
+        del report[key]
+    claims = judging.judge(plan, report, outside)
+    [uid] = by_path(claims, "process.user.uid")
+    assert uid.verdict == NOT_CHECKED and "did not report" in uid.seen
+    assert by_path(claims, "process.user.gid")[0].verdict == HELD
+
+
 def test_ids_are_compared_through_the_user_namespace_mapping():
     config = copy.deepcopy(CONFIG)
     config["process"]["user"] = {"uid": 1000, "gid": 1000}

@@ -364,6 +364,11 @@ def user_claims(plan, seen):
         inside = [report.get(k) for k in inside_keys]
         host_want = _to_host(want, _mappings(raw, mapkey, seen))
         outside = [int(v) for v in seen.status[status_key].split()]
+        if None in inside:  # the probe could not ask (a tight seccomp profile refuses it)
+            claims.append(Claim(NOT_CHECKED, f"process.user.{key}", str(want),
+                                f"the probe did not report its ids; {_same(outside)} on the "
+                                "host (real/effective/saved/fs)"))
+            continue
         ok = inside == [want] * 3 and (host_want is None or outside == [host_want] * 4)
         evidence = (f"{_same(inside)} inside (real/effective/saved), {_same(outside)} on the "
                     "host (real/effective/saved/fs)")
