@@ -166,6 +166,31 @@ def test_a_runtime_that_drops_the_capability_sets_breaks_exactly_those_claims(go
 
 
 @pytest.mark.parametrize("name", ["pyrunc", "runc"])
+def test_runc_spec_s_own_bundle_holds_but_for_what_no_runtime_can_keep(name, workdir):
+    # `runc spec` asks for ambient capabilities that are not inheritable: the kernel refuses
+    # to raise them under any runtime, so verify reports them apart and exits 0
+    bundle = make_bundle(os.path.join(workdir, "runc-spec"), config={})
+    os.unlink(os.path.join(bundle, "config.json"))
+    subprocess.run(["runc", "spec"], cwd=bundle, check=True)
+    state = os.path.join(workdir, "state")
+    status, report, stderr = verify(bundle, name, "--root", state)
+    [ambient] = [c for c in report["claims"] if c["verdict"] == "unkeepable"]
+    assert ambient["path"] == "process.capabilities.ambient"
+    assert ambient["seen"] == "CapAmb 0000000000000000"
+    assert "check: process.capabilities.ambient[0]: CAP_AUDIT_WRITE" in ambient["why"]
+    if name == "runc":
+        # runc 1.1.5's mountCgroupV1 mounts the tmpfs at /sys/fs/cgroup without the mount's
+        # ro (the remount was removed in runc 55d5c99, v1.0.0-rc91): only the hierarchies
+        # bound under it are read-only. A real broken claim, so runc's run exits 1.
+        assert status == 1
+        assert claims(report, "broken") == {
+            ("mounts[6] (/sys/fs/cgroup)", "cgroup nosuid noexec nodev relatime ro")}
+    else:
+        assert status == 0, (stderr, claims(report, "broken"))
+    assert not leftovers(state)
+
+
+@pytest.mark.parametrize("name", ["pyrunc", "runc"])
 def test_a_bundle_that_does_not_start_exits_2_and_leaves_nothing(name, workdir):
     config = good_config()
     config["mounts"].append({"destination": "/mnt", "type": "tmpfs", "source": "tmpfs",

@@ -479,6 +479,8 @@ LAZY = {
     "verify": ("pyrunc.teach.verify",
                "run a bundle with a probe and check each claim of its config"),
     "seccomp": ("pyrunc.teach.seccomp_show", "show a bundle's compiled seccomp filter"),
+    "audit": ("pyrunc.teach.audit", "what the kernel applies to a running container, from "
+                                    "the host, against its config"),
     "demo": ("pyrunc.teach.demo", "run the article's hardened configs and verify them"),
 }
 

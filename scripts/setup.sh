@@ -37,8 +37,9 @@ PY=/usr/bin/python3   # Debian's: starts faster than a pyenv shim
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
+# jsonschema: tests only (the SARIF of `check --format sarif` against the 2.1.0 schema)
 .venv/bin/pip install -q --disable-pip-version-check wheel setuptools cffi pytest pyseccomp pyroute2 \
-    container-runtime-interface-api 2>&1 \
+    container-runtime-interface-api jsonschema 2>&1 \
     | grep -v "is ignored: it is neither" || true
 .venv/bin/python native/build.py >/dev/null
 .venv/bin/pip install -q --disable-pip-version-check --no-build-isolation --no-deps -e . 2>&1 \

@@ -12,8 +12,10 @@ import pytest
 
 from pyrunc.linux import seccomp
 from pyrunc.spec import load_config
+from pyrunc.teach import claims as judging
 from pyrunc.teach import demo, seccomp_show, verify
-from pyrunc.teach.verify import BROKEN, HELD, NOT_CHECKED
+from pyrunc.teach import probe as probing
+from pyrunc.teach.claims import BROKEN, HELD, NOT_CHECKED
 
 CAP_NET_BIND_SERVICE, CAP_KILL = 10, 5
 ALL = (1 << 41) - 1
@@ -51,7 +53,7 @@ CONFIG = {
     },
 }
 
-HOST = verify.Host(ns={"pid": 101, "net": 102, "mnt": 103, "ipc": 104, "uts": 105,
+HOST = judging.Host(ns={"pid": 101, "net": 102, "mnt": 103, "ipc": 104, "uts": 105,
                        "user": 106, "cgroup": 107, "time": 108},
                    joined={}, last_cap=40, seccomp_mode=0)
 
@@ -70,18 +72,18 @@ ANSWERS = {
 
 def plan_for(config, host=HOST):
     model, _ = load_config(copy.deepcopy(config))
-    return verify.Plan(copy.deepcopy(config), model, host)
+    return judging.Plan(copy.deepcopy(config), model, host)
 
 
 def kernel(plan):
     """The probe's report and the host's view of a container that does all CONFIG says."""
     results = {
-        f"write={verify.WRITE_TEST}": {"errno": errno.EROFS},
+        f"write={judging.WRITE_TEST}": {"errno": errno.EROFS},
         "statfs=/proc": {"errno": 0, "type": 0x9FA0, "bsize": 4096, "blocks": 0, "flags": 32},
         "stat=/proc": {"errno": 0, "mode": 0o40555, "uid": 0, "gid": 0, "major": 0,
                        "minor": 0, "size": 0},
-        "statfs=/tmp": {"errno": 0, "type": verify.TMPFS_MAGIC, "bsize": 4096, "blocks": 256,
-                        "flags": verify.ST_NOSUID | verify.ST_NODEV | 32},
+        "statfs=/tmp": {"errno": 0, "type": judging.TMPFS_MAGIC, "bsize": 4096, "blocks": 256,
+                        "flags": judging.ST_NOSUID | judging.ST_NODEV | 32},
         "stat=/tmp": {"errno": 0, "mode": 0o41770, "uid": 0, "gid": 0, "major": 0, "minor": 0,
                       "size": 40},
         "stat=/proc/kcore": {"errno": errno.ENOENT},
@@ -98,21 +100,21 @@ def kernel(plan):
                                "minor": 0, "size": 40},
         "read=/sys/firmware": {"errno": errno.EISDIR},
         "ls=/sys/firmware": {"errno": 0, "entries": []},
-        "statfs=/sys/firmware": {"errno": 0, "type": verify.TMPFS_MAGIC, "bsize": 4096,
-                                 "blocks": 0, "flags": verify.ST_RDONLY},
+        "statfs=/sys/firmware": {"errno": 0, "type": judging.TMPFS_MAGIC, "bsize": 4096,
+                                 "blocks": 0, "flags": judging.ST_RDONLY},
         "stat=/proc/sys": {"errno": 0, "mode": 0o40555, "uid": 0, "gid": 0, "major": 0,
                            "minor": 0, "size": 0},
         "openw=/proc/sys": {"errno": errno.EISDIR},
         "chmod=/proc/sys": {"errno": errno.EROFS},
         "statfs=/proc/sys": {"errno": 0, "type": 0x9FA0, "bsize": 4096, "blocks": 0,
-                             "flags": verify.ST_RDONLY},
+                             "flags": judging.ST_RDONLY},
         "ifflags=lo": {"errno": 0, "flags": 0x49},
     }
     for s in plan.samples:
-        results[plan.sys_word(s)] = ANSWERS[verify._call_text(s.name, s.args)]
-    if verify.I386_GETPID in plan.words:
+        results[plan.sys_word(s)] = ANSWERS[judging._call_text(s.name, s.args)]
+    if judging.I386_GETPID in plan.words:
         # CONFIG lists no SCMP_ARCH_X86: a 32-bit call is a foreign arch, killed
-        results[verify.I386_GETPID] = {"errno": 0, "signal": signal.SIGSYS}
+        results[judging.I386_GETPID] = {"errno": 0, "signal": signal.SIGSYS}
     mask = f"{1 << CAP_NET_BIND_SERVICE:016x}"
     report = {
         "results": results, "uid": 0, "euid": 0, "suid": 0, "gid": 0, "egid": 0, "sgid": 0,
@@ -154,7 +156,7 @@ def by_path(claims, path):
 
 def test_the_samples_cover_each_rule_and_the_default():
     plan = plan_for(CONFIG)
-    samples = [(s.path, verify._call_text(s.name, s.args), seccomp.action_text(s.expected))
+    samples = [(s.path, judging._call_text(s.name, s.args), seccomp.action_text(s.expected))
                for s in plan.samples]
     assert samples == [
         # the first, a Docker-denied one, the last name
@@ -173,7 +175,7 @@ def test_the_samples_cover_each_rule_and_the_default():
 
 def test_the_words_ask_for_every_claim():
     words = plan_for(CONFIG).words
-    for word in (f"write={verify.WRITE_TEST}", "statfs=/tmp", "stat=/tmp", "read=/proc/keys",
+    for word in (f"write={judging.WRITE_TEST}", "statfs=/tmp", "stat=/tmp", "read=/proc/keys",
                  "ls=/sys/firmware", "chmod=/proc/sys", "openw=/proc/sys", "ifflags=lo",
                  "sys=41,1", "sys=41,2", "sys=169"):  # socket(1), socket(2), reboot()
         assert word in words
@@ -193,7 +195,7 @@ def test_a_filter_that_kills_what_the_probe_needs_is_not_asked():
     assert plan.sys_blocked == "mmap"
     assert not [w for w in plan.words if w.startswith("sys=")]
     report, outside = kernel(plan)
-    claims = verify.judge(plan, report, outside)
+    claims = judging.judge(plan, report, outside)
     [claim] = by_path(claims, "linux.seccomp.syscalls")
     assert claim.verdict == NOT_CHECKED and "kills mmap" in claim.seen
 
@@ -202,7 +204,7 @@ def test_a_filter_that_kills_what_the_probe_needs_is_not_asked():
 
 def test_a_faithful_container_holds_every_claim():
     plan = plan_for(CONFIG)
-    claims = verify.judge(plan, *kernel(plan))
+    claims = judging.judge(plan, *kernel(plan))
     assert {c.verdict for c in claims} == {HELD}, [c for c in claims if c.verdict != HELD]
     paths = [c.path for c in claims]
     for path in ("process.user.uid", "process.user.additionalGids",
@@ -248,7 +250,7 @@ FAULTS = [
      {("linux.namespaces", "not listed, so the runtime's: ipc, user, cgroup, time")}),
     (_set(("report", "results", "ifflags=lo"), {"errno": 0, "flags": 0x8}),
      {("linux.namespaces[1] (network)", "lo is up")}),
-    (_set(("report", "results", f"write={verify.WRITE_TEST}"), {"errno": 0}),
+    (_set(("report", "results", f"write={judging.WRITE_TEST}"), {"errno": 0}),
      {("root.readonly", "true")}),
     (_set(("report", "mounts", 2, "options"), "rw,nodev,relatime"),
      {("mounts[1] (/tmp)", "tmpfs nosuid nodev size=1m mode=1770")}),
@@ -272,7 +274,7 @@ def test_one_fault_breaks_exactly_its_claim(fault, want):
     plan = plan_for(CONFIG)
     report, outside = kernel(plan)
     fault(report, outside)
-    assert broken(verify.judge(plan, report, outside)) == want
+    assert broken(judging.judge(plan, report, outside)) == want
 
 
 def test_a_runtime_without_the_filter_breaks_the_mode_and_every_sample_not_allowed():
@@ -281,7 +283,7 @@ def test_a_runtime_without_the_filter_breaks_the_mode_and_every_sample_not_allow
     outside["status"]["Seccomp"] = "0"
     for s in plan.samples:
         report["results"][plan.sys_word(s)] = {"action": "allow", "errno": 0}
-    assert broken(verify.judge(plan, report, outside)) == {
+    assert broken(judging.judge(plan, report, outside)) == {
         ("linux.seccomp", "a filter"),
         ("linux.seccomp.syscalls[1]", "socket(arg0=1) gets errno 13"),
         ("linux.seccomp.syscalls[1]", "socket(arg0=2) gets errno 1"),
@@ -296,7 +298,7 @@ def test_runc_s_enosys_answer_is_broken_and_explained():
     report, outside = kernel(plan)
     word = plan.sys_word(plan.samples[-1])      # pidfd_open, newer than every listed call
     report["results"][word] = {"action": "errno", "errno": errno.ENOSYS}
-    [claim] = [c for c in verify.judge(plan, report, outside) if c.verdict == BROKEN]
+    [claim] = [c for c in judging.judge(plan, report, outside) if c.verdict == BROKEN]
     assert claim.claim == "pidfd_open() gets errno 1"
     assert claim.seen.startswith("errno 38 (runc answers ENOSYS")
 
@@ -306,7 +308,7 @@ def test_a_probe_that_could_not_ask_leaves_the_sample_not_checked():
     report, outside = kernel(plan)
     report["results"][plan.sys_word(plan.samples[0])] = {
         "action": "setup", "errno": errno.EPERM, "step": "seccomp"}
-    claims = verify.judge(plan, report, outside)
+    claims = judging.judge(plan, report, outside)
     assert not broken(claims)
     [claim] = [c for c in claims if c.verdict == NOT_CHECKED]
     assert (claim.claim, claim.seen) == ("read() gets allow",
@@ -322,7 +324,7 @@ def test_a_shadowed_conditional_rule_says_so():
          "args": [{"index": 1, "value": 15, "op": "SCMP_CMP_EQ"}]}]}
     plan = plan_for(config)
     rule = [s for s in plan.samples if s.path == "linux.seccomp.syscalls[1]"]
-    assert [(verify._call_text(s.name, s.args), s.expected) for s in rule] == [
+    assert [(judging._call_text(s.name, s.args), s.expected) for s in rule] == [
         ("kill(arg1=15)", seccomp.ACT_ALLOW), ("kill(arg1=16)", seccomp.ACT_ALLOW)]
     assert rule[1].note == ("no effect: linux.seccomp.syscalls[0] gives kill allow for any "
                             "arguments")
@@ -338,12 +340,65 @@ def test_capabilities_lost_at_execve_are_broken_with_the_reason():
     report["caps"].update(permitted="0" * 16, effective="0" * 16)
     outside["status"].update(Uid="1000\t1000\t1000\t1000", Gid="1000\t1000\t1000\t1000",
                              Groups="", CapPrm="0" * 16, CapEff="0" * 16)
-    claims = verify.judge(plan, report, outside)
+    claims = judging.judge(plan, report, outside)
     assert broken(claims) == {("process.capabilities.effective", "CAP_NET_BIND_SERVICE"),
                               ("process.capabilities.permitted", "CAP_NET_BIND_SERVICE")}
     [eff] = by_path(claims, "process.capabilities.effective")
     assert eff.seen == ("CapEff 0000000000000000: none; execve leaves a process that is not "
                         "uid 0 only its ambient set (add them to inheritable and ambient)")
+
+
+RUNC_SPEC_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+
+
+@pytest.mark.parametrize("inheritable,live_ambient,verdict", [
+    ([], 0, judging.UNKEEPABLE),     # `runc spec`: nothing can be raised, nothing was
+    ([], 1 << CAP_KILL, BROKEN),    # a runtime that raised one anyway (the kernel would not)
+    (["CAP_KILL"], 0, BROKEN),      # CAP_KILL could be kept and was not
+    (["CAP_KILL"], 1 << CAP_KILL, judging.UNKEEPABLE),
+])
+def test_ambient_capabilities_the_kernel_refuses_are_unkeepable(inheritable, live_ambient,
+                                                               verdict):
+    config = copy.deepcopy(CONFIG)
+    config["process"]["capabilities"] = {k: RUNC_SPEC_CAPS for k in
+                                         ("bounding", "effective", "permitted", "ambient")}
+    config["process"]["capabilities"]["inheritable"] = inheritable
+    plan = plan_for(config)
+    report, outside = kernel(plan)
+    mask = f"{sum(1 << judging.CAPS[n] for n in RUNC_SPEC_CAPS):016x}"
+    outside["status"].update(CapPrm=mask, CapEff=mask, CapBnd=mask,
+                             CapInh=f"{1 << CAP_KILL if inheritable else 0:016x}",
+                             CapAmb=f"{live_ambient:016x}")
+    report["caps"] = {}
+    claims = judging.judge(plan, report, outside)
+    [amb] = by_path(claims, "process.capabilities.ambient")
+    assert amb.verdict == verdict
+    assert {c.path for c in claims if c.verdict in (BROKEN, judging.UNKEEPABLE)} == {
+        "process.capabilities.ambient"}
+    result = verify.Result("b", "pyrunc", claims)
+    assert result.status == (verdict == BROKEN)
+    if verdict == judging.UNKEEPABLE:
+        # the reason, then check's finding for the same config
+        assert "PR_CAP_AMBIENT_RAISE" in amb.why
+        assert ("check: process.capabilities.ambient[0]: CAP_AUDIT_WRITE is not in both "
+                "permitted and inheritable") in amb.why
+        assert "unkeepable" in judging.counts(claims)
+        assert judging.line(amb).startswith("UNKEEPABLE  process.capabilities.ambient: ")
+        assert "\n              why: the kernel raises" in judging.line(amb)
+    else:
+        assert amb.why == ""
+
+
+def test_ids_the_probe_could_not_report_are_not_checked():
+    # a learned profile can refuse the probe's getresuid: no claim breaks for want of it
+    plan = plan_for(CONFIG)
+    report, outside = kernel(plan)
+    for key in ("uid", "euid", "suid"):
+        del report[key]
+    claims = judging.judge(plan, report, outside)
+    [uid] = by_path(claims, "process.user.uid")
+    assert uid.verdict == NOT_CHECKED and "did not report" in uid.seen
+    assert by_path(claims, "process.user.gid")[0].verdict == HELD
 
 
 def test_ids_are_compared_through_the_user_namespace_mapping():
@@ -353,7 +408,7 @@ def test_ids_are_compared_through_the_user_namespace_mapping():
     for key in ("uidMappings", "gidMappings"):
         config["linux"][key] = [{"containerID": 0, "hostID": 99000, "size": 1},
                                 {"containerID": 1000, "hostID": 100000, "size": 1}]
-    config["process"]["capabilities"] = {k: [] for k in verify.SETS}
+    config["process"]["capabilities"] = {k: [] for k in judging.SETS}
     plan = plan_for(config)
     report, outside = kernel(plan)
     report.update(uid=1000, euid=1000, suid=1000, gid=1000, egid=1000, sgid=1000, groups=[])
@@ -362,14 +417,14 @@ def test_ids_are_compared_through_the_user_namespace_mapping():
                              CapPrm="0" * 16, CapEff="0" * 16, CapBnd="0" * 16)
     outside["ns"]["user"] = 206
     outside["uid_map"] = outside["gid_map"] = [(0, 99000, 1), (1000, 100000, 1)]
-    claims = verify.judge(plan, report, outside)
+    claims = judging.judge(plan, report, outside)
     assert not broken(claims)
     [uid] = by_path(claims, "process.user.uid")
     assert uid.seen == "1000 inside, 100000 on the host"
     # a runtime that mapped 1000 elsewhere
     outside["status"]["Uid"] = "101000\t101000\t101000\t101000"
     outside["uid_map"] = [(0, 99000, 1), (1000, 101000, 1)]
-    assert broken(verify.judge(plan, report, outside)) == {
+    assert broken(judging.judge(plan, report, outside)) == {
         ("process.user.uid", "1000"),
         ("linux.uidMappings", "0 -> 99000 (size 1); 1000 -> 100000 (size 1)")}
 
@@ -381,7 +436,7 @@ def test_settings_verify_cannot_check_are_listed():
                                     "cpu": {"shares": 100}}
     config["process"]["terminal"] = True
     plan = plan_for(config)
-    claims = verify.judge(plan, *kernel(plan))
+    claims = judging.judge(plan, *kernel(plan))
     assert {(c.path, c.verdict) for c in claims if c.verdict == NOT_CHECKED} == {
         ("linux.resources.memory.swappiness", NOT_CHECKED),
         ("linux.resources.cpu.shares", NOT_CHECKED), ("process.terminal", NOT_CHECKED)}
@@ -394,12 +449,12 @@ def test_after_execve():
     sets = {"bounding": ALL, "effective": net, "permitted": net, "inheritable": 0,
             "ambient": 0}
     # uid 0 gets the bounding set as permitted, unless no_new_privs keeps it at permitted
-    assert verify.after_execve(sets, uid0=True, nnp=False)["effective"] == ALL
-    assert verify.after_execve(sets, uid0=True, nnp=True)["effective"] == net
+    assert judging.after_execve(sets, uid0=True, nnp=False)["effective"] == ALL
+    assert judging.after_execve(sets, uid0=True, nnp=True)["effective"] == net
     # anyone else keeps the ambient set only, and ambient needs permitted and inheritable
-    assert verify.after_execve(sets, uid0=False, nnp=True)["permitted"] == 0
+    assert judging.after_execve(sets, uid0=False, nnp=True)["permitted"] == 0
     amb = dict(sets, inheritable=net, ambient=net)
-    assert verify.after_execve(amb, uid0=False, nnp=True)["effective"] == net
+    assert judging.after_execve(amb, uid0=False, nnp=True)["effective"] == net
 
 
 def _section(rules, default="SCMP_ACT_ERRNO"):
@@ -419,7 +474,7 @@ def test_expected_action_follows_libseccomp():
          "args": [{"index": 0, "value": 3, "op": "SCMP_CMP_LT"}]},
         {"names": ["read"], "action": "SCMP_ACT_ALLOW"},
     ])
-    e = verify.expected_action
+    e = judging.expected_action
     assert e(section, "mmap", {2: 4 | 1}) == seccomp.ACT_ERRNO | 22       # PROT_EXEC set
     assert e(section, "mmap", {2: 3}) == seccomp.ACT_ERRNO | errno.EPERM  # the default
     assert e(section, "mmap", {3: 2}) == seccomp.ACT_KILL_THREAD
@@ -436,14 +491,14 @@ def test_values_that_meet_and_miss_a_condition(op, value, two, meet, miss):
     section = _section([{"names": ["read"], "action": "SCMP_ACT_ALLOW",
                          "args": [{"index": 0, "value": value, "valueTwo": two, "op": op}]}])
     cond = section.rules[0].groups[0][0]
-    assert verify._meeting(cond) == (meet, miss)
+    assert judging._meeting(cond) == (meet, miss)
     if meet is not None:
-        assert verify._holds(cond, {0: meet})
-    assert not verify._holds(cond, {0: miss})
+        assert judging._holds(cond, {0: meet})
+    assert not judging._holds(cond, {0: miss})
 
 
 def test_tmpfs_sizes():
-    assert [verify._size_bytes(t) for t in ("65536k", "100m", "1G", "4096", "50%")] == [
+    assert [judging._size_bytes(t) for t in ("65536k", "100m", "1G", "4096", "50%")] == [
         64 << 20, 100 << 20, 1 << 30, 4096, None]
 
 
@@ -467,12 +522,12 @@ def test_verify_runs_this_pyrunc(monkeypatch, tmp_path):
     launcher.write_text("#!/bin/sh\n")
     launcher.chmod(0o755)
     monkeypatch.setattr("sys.argv", [str(launcher), "verify"])
-    assert verify.runtime_argv("pyrunc")[0] == [str(launcher)]
+    assert probing.runtime_argv("pyrunc")[0] == [str(launcher)]
 
 
 def test_a_claim_is_one_line():
-    claim = verify.Claim(BROKEN, "linux.seccomp", "a filter", "Seccomp 0")
-    assert verify.line(claim) == "BROKEN      linux.seccomp: a filter (seen: Seccomp 0)"
+    claim = judging.Claim(BROKEN, "linux.seccomp", "a filter", "Seccomp 0")
+    assert judging.line(claim) == "BROKEN      linux.seccomp: a filter (seen: Seccomp 0)"
 
 
 # ---- pyrunc seccomp show ----
@@ -545,7 +600,7 @@ def test_an_unknown_capability_is_named_in_the_claim():
     config = copy.deepcopy(CONFIG)
     config["process"]["capabilities"]["bounding"].append("CAP_NO_SUCH")
     plan = plan_for(config)
-    claims = verify.judge(plan, *kernel(plan))
+    claims = judging.judge(plan, *kernel(plan))
     [bnd] = by_path(claims, "process.capabilities.bounding")
     assert (bnd.verdict, bnd.claim) == (HELD, "CAP_NET_BIND_SERVICE (ignored: CAP_NO_SUCH)")
 
@@ -553,19 +608,19 @@ def test_an_unknown_capability_is_named_in_the_claim():
 
 def test_the_x86_architecture_claim():
     plan = plan_for(CONFIG)
-    assert verify.I386_GETPID in plan.words
+    assert judging.I386_GETPID in plan.words
     killed = {"errno": 0, "signal": signal.SIGSYS}
-    assert verify.arch_claim(plan, killed).verdict == verify.HELD
+    assert judging.arch_claim(plan, killed).verdict == judging.HELD
     # a runtime that filtered 32-bit calls like native ones would let getpid through
-    assert verify.arch_claim(plan, {"errno": 1}).verdict == verify.BROKEN
+    assert judging.arch_claim(plan, {"errno": 1}).verdict == judging.BROKEN
     listed = json.loads(json.dumps(CONFIG))
     listed["linux"]["seccomp"]["architectures"] = ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]
     plan = plan_for(listed)
-    want = verify.expected_action(plan.section, "getpid", {})
-    claim = verify.arch_claim(plan, {"errno": want & 0xFFFF} if want & 0xFFFF0000 ==
+    want = judging.expected_action(plan.section, "getpid", {})
+    claim = judging.arch_claim(plan, {"errno": want & 0xFFFF} if want & 0xFFFF0000 ==
                               seccomp.ACT_ERRNO else {"errno": 0})
-    assert claim.verdict == verify.HELD, claim
-    assert verify.arch_claim(plan, killed).verdict == verify.BROKEN
+    assert claim.verdict == judging.HELD, claim
+    assert judging.arch_claim(plan, killed).verdict == judging.BROKEN
 
 
 def test_cgroup_limits_are_read_from_the_process_s_cgroups():
@@ -574,10 +629,10 @@ def test_cgroup_limits_are_read_from_the_process_s_cgroups():
                                     "pids": {"limit": 64}}
     plan = plan_for(config)
     page = os.sysconf("SC_PAGE_SIZE")
-    applied = verify.Seen({}, {"cgroup_files": {"memory": 64 * 2**20 + 100 - 100 % page,
+    applied = judging.Seen({}, {"cgroup_files": {"memory": 64 * 2**20 + 100 - 100 % page,
                                                 "pids": 64}})
-    assert {c.verdict for c in verify.resource_claims(plan, applied)} == {verify.HELD}
-    ignored = verify.Seen({}, {"cgroup_files": {"memory": verify.V1_UNLIMITED}})
-    claims = verify.resource_claims(plan, ignored)
-    assert [c.verdict for c in claims] == [verify.BROKEN, verify.BROKEN]
+    assert {c.verdict for c in judging.resource_claims(plan, applied)} == {judging.HELD}
+    ignored = judging.Seen({}, {"cgroup_files": {"memory": judging.V1_UNLIMITED}})
+    claims = judging.resource_claims(plan, ignored)
+    assert [c.verdict for c in claims] == [judging.BROKEN, judging.BROKEN]
     assert "none" in claims[0].seen and "any number" in claims[1].seen

@@ -8,7 +8,12 @@ Findings are (level, JSON path, message), rule by rule:
 - pyrunc.linux.seccomp.analyze when it exists (shadowed rules, unknown names, EPERM
   defaults that defeat glibc's ENOSYS fallbacks);
 - namespaces joined by path that are not the host's, and the loader's warnings (low);
-- linux.devices nodes that linux.resources.devices does not let the container open (low).
+- linux.devices nodes that linux.resources.devices does not let the container open (low);
+- every capability (privileged), uid 0, binds of sensitive host directories and of the
+  Docker socket, shared propagation, absent memory/cpu/pids limits, a device cgroup that
+  allows every device.
+Each finding names the CIS Docker Benchmark control behind it (pyrunc/teach/cis.py), in
+text, JSON and SARIF 2.1.0 (pyrunc/teach/sarif.py).
 
 Exit status: 0, or 1 when a finding is at or above --fail-on; 2 when the config (or the
 --policy file) does not load.
@@ -22,12 +27,14 @@ from pyrunc.linux import capabilities
 from pyrunc.linux.capabilities import LEVELS, RISK, SETS, WHY
 from pyrunc.policy import NS_FILE, Finding, host_namespace, level_at_least, load_policy
 from pyrunc.spec import load_bundle
+from pyrunc.teach import cis
 
 
 def configure(parser):
     parser.add_argument("bundle", help="the bundle directory (holding config.json)")
-    parser.add_argument("--format", choices=("text", "json"), default="text",
-                        help="text for people (default), json for tools")
+    parser.add_argument("--format", choices=("text", "json", "sarif"), default="text",
+                        help="text for people (default), json for tools, sarif (2.1.0) for "
+                             "code-scanning alerts")
     parser.add_argument("--fail-on", choices=LEVELS, default="high",
                         help="exit 1 when a finding is at this level or above (default high)")
     parser.add_argument("--policy", help="also show what this policy (a file, or 'baseline') "
@@ -125,6 +132,92 @@ def device_findings(linux):
     return found
 
 
+def resource_findings(raw):
+    """The article's "limit the container's resources": a limit absent is a low finding;
+    a device cgroup that allows every device is high (what --privileged gives)."""
+    resources = (raw.get("linux") or {}).get("resources") or {}
+    found = []
+    for key, field, what in (("memory", "limit", "memory"), ("cpu", None, "CPU time"),
+                             ("pids", "limit", "the number of processes")):
+        section = resources.get(key) or {}
+        if not (section.get(field) if field else section.get("shares") or section.get("quota")):
+            path = f"linux.resources.{key}" + (f".{field}" if field else "")
+            found.append(("resources", Finding("low", path, f"no limit on {what}: one "
+                                                            "container can starve the host")))
+    for i, rule in enumerate(resources.get("devices") or ()):
+        if isinstance(rule, dict) and rule.get("allow") is True \
+                and rule.get("type", "a") == "a" and rule.get("major") in (None, -1) \
+                and rule.get("minor") in (None, -1):
+            found.append(("resources", Finding(
+                "high", f"linux.resources.devices[{i}]", "allows every device node "
+                "(the host's disks and memory included, wherever one is made)")))
+    return found
+
+
+def privileged_findings(raw):
+    """What `docker run --privileged` gives: every capability the kernel has."""
+    caps = (raw.get("process") or {}).get("capabilities") or {}
+    last_cap = capabilities.kernel_last_cap()
+    every = {capabilities.NAMES[n] for n in range(last_cap + 1)}
+    if every <= set(caps.get("bounding") or ()) and every <= set(caps.get("effective") or ()):
+        return [("privileged", Finding("extreme", "process.capabilities", "every capability "
+                                       "the kernel has, in bounding and effective: a "
+                                       "privileged container"))]
+    return []
+
+
+def user_findings(raw):
+    """The article's first check: a process running as uid 0."""
+    user = (raw.get("process") or {}).get("user") or {}
+    if user.get("uid", 0) != 0:
+        return []
+    userns = any(ns.get("type") == "user" and not ns.get("path")
+                 for ns in (raw.get("linux") or {}).get("namespaces") or ())
+    return [("user", Finding("low" if userns else "medium", "process.user.uid",
+                             "runs as uid 0" + (" (mapped to an unprivileged host uid)"
+                                                if userns else ", root on the host too")))]
+
+
+def propagation_findings(raw):
+    """Mounts whose changes reach the host (or the host's reach the container)."""
+    found = []
+    prop = (raw.get("linux") or {}).get("rootfsPropagation")
+    if prop in ("shared", "rshared"):
+        found.append(("propagation", Finding("medium", "linux.rootfsPropagation",
+                                             f"{prop}: mounts made in the container can "
+                                             "propagate to the host")))
+    for i, m in enumerate(raw.get("mounts") or ()):
+        shared = [o for o in m.get("options") or () if o in ("shared", "rshared")]
+        if shared:
+            found.append(("propagation", Finding(
+                "medium", f"mounts[{i}] ({m.get('destination')})",
+                f"{shared[0]}: mounts made under it in the container appear on the host")))
+    return found
+
+
+def host_path_findings(raw):
+    """Bind mounts of the host directories CIS 5.6 names, and of the Docker socket."""
+    from pyrunc.teach.cis import DOCKER_SOCKETS, SENSITIVE
+    found = []
+    for i, m in enumerate(raw.get("mounts") or ()):
+        source, opts = m.get("source") or "", m.get("options") or ()
+        if not ("bind" in opts or "rbind" in opts or m.get("type") == "bind"):
+            continue
+        clean = os.path.normpath(source) if source.startswith("/") else None
+        if clean in DOCKER_SOCKETS:
+            found.append(("hostPaths", Finding(
+                "extreme", f"mounts[{i}] ({m.get('destination')})",
+                f"binds the host's Docker socket {source}: root on the host for anyone "
+                "who can write to it")))
+        elif clean in SENSITIVE:
+            ro = "ro" in opts
+            found.append(("hostPaths", Finding(
+                "medium" if ro else "high", f"mounts[{i}] ({m.get('destination')})",
+                f"binds the host's {clean}" + (" read-only" if ro else ", writable")
+                + ": a sensitive host directory")))
+    return found
+
+
 def joined_namespace_findings(raw):
     found = []
     for i, ns in enumerate((raw.get("linux") or {}).get("namespaces") or ()):
@@ -170,6 +263,9 @@ def collect(config, raw, warnings, bundle="."):
     found.extend(joined_namespace_findings(raw))
     found.extend(device_findings(config.linux))
     found.extend(host_mount_findings(config, bundle))
+    for more in (privileged_findings, user_findings, host_path_findings,
+                 propagation_findings, resource_findings):
+        found.extend(more(raw))
     found.extend(_from_warning("load", w) for w in warnings)
     return sorted(found, key=lambda rf: -LEVELS.index(rf[1].level))
 
@@ -178,7 +274,8 @@ def run(args):
     try:
         config, warnings = load_bundle(args.bundle)
         with open(os.path.join(args.bundle, "config.json"), "rb") as f:
-            raw = json.loads(f.read())
+            text = f.read()
+        raw = json.loads(text)
         policy = load_policy(args.policy) if args.policy else None
     except PyruncError as e:
         sys.stderr.write(f"pyrunc check: {e}\n")
@@ -191,11 +288,20 @@ def run(args):
     where = os.path.join(args.bundle, "config.json")
     if args.format == "json":
         print(json.dumps({"config": where, "findings": [
-            {"level": f.level, "path": f.path, "message": f.message, "rule": rule}
+            {"level": f.level, "path": f.path, "message": f.message, "rule": rule,
+             "cis": cis.entries(cis.controls(rule, f))}
             for rule, f in found], "policy": verdict}, indent=2))
+    elif args.format == "sarif":
+        from pyrunc.teach import sarif
+        print(json.dumps(sarif.log(where, text.decode("utf-8", "replace"), found), indent=2))
     else:
         sys.stdout.write(text_report(where, found, verdict))
     return 1 if any(level_at_least(f.level, args.fail_on) for _, f in found) else 0
+
+
+def _cis_text(rule, finding):
+    ids = cis.controls(rule, finding)
+    return f" [CIS {', '.join(ids)}]" if ids else ""
 
 
 def text_report(where, found, verdict):
@@ -206,7 +312,8 @@ def text_report(where, found, verdict):
     for level in reversed(LEVELS):
         if counts[level]:
             lines.append(f"\n{level.upper()}")
-            lines.extend(f"  {f.path}: {f.message}" for _, f in found if f.level == level)
+            lines.extend(f"  {f.path}: {f.message}{_cis_text(rule, f)}" for rule, f in found
+                         if f.level == level)
     if verdict is not None:
         name, tightened, refused = verdict["name"], verdict["tightened"], verdict["refused"]
         if refused:

@@ -26,10 +26,12 @@ import time
 from pyrunc.bundle import make_bundle, merge
 from pyrunc.errors import PyruncError
 from pyrunc.spec.defaults import default_spec
+from pyrunc.teach import claims as judging
 from pyrunc.teach import verify
+from pyrunc.teach.probe import PROBE_SOURCE
 
 # an installed pyrunc carries a copy in the package (setup.py); the repository has examples/
-_PACKAGE = os.path.dirname(verify.PROBE_SOURCE)
+_PACKAGE = os.path.dirname(PROBE_SOURCE)
 ARTICLE = next((d for d in (os.path.join(_PACKAGE, "examples", "article"),
                             os.path.join(os.path.dirname(_PACKAGE), "examples", "article"))
                 if os.path.isdir(d)), os.path.join(_PACKAGE, "examples", "article"))
@@ -110,11 +112,11 @@ def section(name, title, result, paths):
     """The snippet's claims, one a line; the default config's others summed up, except
     broken ones, which are always shown."""
     mine = [c for c in result.claims if under(c.path, paths)]
-    broken = [c for c in result.claims if c not in mine and c.verdict == verify.BROKEN]
+    broken = [c for c in result.claims if c not in mine and c.verdict == judging.BROKEN]
     rest = [c for c in result.claims if c not in mine and c not in broken]
     lines = [f"{name}: {title}"]
-    lines += ["  " + verify.line(c) for c in mine + broken]
-    lines.append(f"  + {len(rest)} more claims of the default config: {verify.counts(rest)}")
+    lines += ["  " + judging.line(c) for c in mine + broken]
+    lines.append(f"  + {len(rest)} more claims of the default config: {judging.counts(rest)}")
     return lines
 
 
@@ -166,7 +168,7 @@ def _demo(directory, keep):
         print("\n".join(section(name, title, result, paths)) + "\n")
     claims = [c for r in results for c in r.claims]
     print(f"{len(results)} bundles in {time.monotonic() - started:.1f} s, "
-          + verify.summary(claims))
+          + judging.summary(claims))
     print(f"The bundles are in {directory}. Next, on one of them:" if keep else
           "Next, on a bundle (pyrunc demo --keep DIR keeps these):")
     for command, what in (("pyrunc verify BUNDLE --runtime runc", "the same claims under runc"),

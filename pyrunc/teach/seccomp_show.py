@@ -17,13 +17,15 @@ from pyrunc.spec import load_bundle
 
 
 def configure(parser):
-    sub = parser.add_subparsers(dest="action", required=True, metavar="show")
+    sub = parser.add_subparsers(dest="action", required=True, metavar="show|learn")
     show = sub.add_parser("show", help="the compiled filter (PFC) and what each syscall gets")
     show.add_argument("bundle", help="the bundle directory (holding config.json)")
     only = show.add_mutually_exclusive_group()
     only.add_argument("--pfc-only", action="store_true", help="only the pseudo filter code")
     only.add_argument("--summary-only", action="store_true",
                       help="only what each syscall gets")
+    from pyrunc.teach import learn
+    learn.configure(sub)
 
 
 def summary_lines(summary):
@@ -32,6 +34,9 @@ def summary_lines(summary):
 
 
 def run(args):
+    if args.action == "learn":
+        from pyrunc.teach import learn
+        return learn.run(args)
     config, _ = load_bundle(args.bundle)
     node = config.linux.seccomp if config.linux else None
     where = os.path.join(args.bundle, "config.json")

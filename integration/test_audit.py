@@ -1,0 +1,167 @@
+"""`pyrunc audit` of running containers, from the host: a container of each runtime (pyrunc,
+runc: PYRUNC_IT_RUNTIMES) held against its own config, found through the runtime's state,
+and the same container judged against a config it does not follow (exactly those claims
+break). Nothing runs in the container: its process is the same and still running after."""
+import copy
+import json
+import os
+import subprocess
+
+from integration import itlib
+from integration.test_verify import good_config
+from pyrunc.bundle import make_bundle
+
+PYRUNC = os.path.join(itlib.REPO, "bin", "pyrunc")
+
+
+def audit(*args):
+    proc = subprocess.run([PYRUNC, "audit", *args, "--format", "json"], capture_output=True,
+                          text=True, timeout=120)
+    report = json.loads(proc.stdout) if proc.stdout.strip() else None
+    return proc.returncode, report, proc.stderr
+
+
+def claims(report, verdict=None):
+    return {(c["path"], c["claim"]) for c in report["claims"]
+            if verdict is None or c["verdict"] == verdict}
+
+
+def running(runtime, workdir):
+    """A container of `runtime` running `sleep` with good_config's settings: (id, pid)."""
+    config = good_config()
+    config["process"]["args"] = ["sleep", "600"]
+    config["process"]["terminal"] = False
+    config["hostname"] = "audited"
+    path = make_bundle(os.path.join(workdir, "b"), rootfs="busybox", config=config)
+    bundle = itlib.Bundle(path, config)
+    cid = itlib.new_id()
+    proc = runtime.create(bundle, cid)
+    assert proc.returncode == 0, proc.stderr
+    assert runtime.start(cid).returncode == 0
+    pid = runtime.state(cid)["pid"]
+    return cid, pid, config, path
+
+
+def test_a_running_container_holds_its_config(runtime, workdir):
+    cid, pid, config, path = running(runtime, workdir)
+    started = itlib.start_time(pid)
+    status, report, stderr = audit(cid, "--runtime", runtime.name, "--root", runtime.root)
+    assert status == 0, (stderr, claims(report, "broken") if report else None)
+    assert report["target"]["pid"] == pid
+    assert report["target"]["label"] == f"{runtime.name} container {cid}"
+    # every kind of claim verify makes, judged from the host alone
+    assert {c["verdict"] for c in report["claims"]} <= {"held", "not checked"}
+    held = claims(report, "held")
+    for claim in [("process.user.additionalGids", "[10, 20]"),
+                  ("process.capabilities.effective", "CAP_KILL, CAP_NET_BIND_SERVICE"),
+                  ("process.noNewPrivileges", "true"),
+                  ("linux.seccomp.syscalls[0]", "socket(arg0=3) gets errno 1"),
+                  ("linux.seccomp.syscalls[0]", "socket(arg0=2) gets allow"),
+                  ("linux.seccomp.syscalls[2]", "reboot() gets kill the process"),
+                  ("linux.sysctl[net.ipv4.ip_forward]", "1"),
+                  ("hostname", "'audited'"), ("root.readonly", "true"),
+                  ("linux.maskedPaths[3] (/proc/keys)", "hidden"),
+                  ("linux.readonlyPaths[3] (/proc/sys)", "read-only")]:
+        assert claim in held, claim
+    seen = report["seen"]
+    assert seen["outside"]["status"]["CapEff"] == f"{(1 << 5) | (1 << 10):016x}"
+    syscalls = seen["seccomp"]["syscalls"]
+    assert syscalls["socket"].startswith("errno 1 with arguments 0 (reads arg0)")
+    assert syscalls["ptrace"] == "errno 1" and syscalls["reboot"] == "kill the process"
+    assert syscalls["everything else"] == "allow"
+    assert {ns: seen["outside"]["ns"][ns] != seen["host_ns"][ns]
+            for ns in ("pid", "net", "mnt", "uts", "ipc")} == dict.fromkeys(
+                ("pid", "net", "mnt", "uts", "ipc"), True)
+    [lo] = seen["namespaces"]["interfaces"]
+    assert lo["name"] == "lo" and lo["up"] and "127.0.0.1/8" in lo["addresses"]
+    root = [m for m in seen["mounts"] if m["mount_point"] == "/"]
+    assert root and "ro" in root[-1]["options"].split(",")
+    # nothing ran in it: the same process, still running
+    assert itlib.start_time(pid) == started
+
+
+def test_a_config_the_container_does_not_follow_breaks_exactly_its_claims(runtime, workdir):
+    cid, pid, config, path = running(runtime, workdir)
+    other = copy.deepcopy(config)
+    caps = other["process"]["capabilities"]
+    for key in ("bounding", "effective", "permitted"):
+        caps[key] = caps[key] + ["CAP_CHOWN"]
+    other["process"]["noNewPrivileges"] = False
+    other["linux"]["seccomp"]["syscalls"][1]["names"].append("mount")
+    other["hostname"] = "elsewhere"
+    claimed = os.path.join(workdir, "claimed")
+    os.makedirs(claimed)
+    with open(os.path.join(claimed, "config.json"), "w") as f:
+        json.dump(other, f)
+    status, report, stderr = audit(str(pid), "--bundle", claimed)
+    assert status == 1, stderr
+    assert report["target"]["label"] == f"pid {pid}"
+    assert claims(report, "broken") == {
+        ("process.capabilities.bounding", "CAP_CHOWN, CAP_KILL, CAP_NET_BIND_SERVICE"),
+        ("process.capabilities.effective", "CAP_CHOWN, CAP_KILL, CAP_NET_BIND_SERVICE"),
+        ("process.capabilities.permitted", "CAP_CHOWN, CAP_KILL, CAP_NET_BIND_SERVICE"),
+        ("process.noNewPrivileges", "false"),
+        ("linux.seccomp.syscalls[1]", "mount() gets errno 1"),
+        ("hostname", "'elsewhere'"),
+    }
+
+
+def test_a_pid_alone_gives_the_facts_without_claims(runtime, workdir):
+    cid, pid, _, _ = running(runtime, workdir)
+    proc = subprocess.run([PYRUNC, "audit", str(pid)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    # the article's container-security-check.sh, every check: id, Cap*, Seccomp, ns, mount, ip
+    for needle in ("user          uid 0/0/0/0", "  effective   CAP_KILL, CAP_NET_BIND_SERVICE",
+                   "seccomp       mode 2 (filter), 1 filter", "  net ", "  /proc proc ",
+                   "  lo UP 127.0.0.1/8", "no config to judge against"):
+        assert needle in out, (needle, out)
+
+
+def test_no_such_container_is_one_line_and_exit_2(workdir):
+    proc = subprocess.run([PYRUNC, "audit", "it-none", "--runtime", "runc", "--root",
+                           os.path.join(workdir, "none")], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == (f"pyrunc audit: it-none: no such container under {workdir}/none "
+                           "(give --runtime and --root, or the container's pid)\n")
+
+
+# ---- a podman container: podman's OCI runtime keeps its state under the root podman gives
+# it (test_clients.py's private podman: its own storage, state, network and cgroup setup)
+
+from integration.test_clients import (IMAGE, _name, _ok, host_leftovers, podman,  # noqa: F401
+                                      podman_rt, runtime_bin)
+
+
+def test_a_podman_container_holds_its_config(podman_rt):
+    pm, rt = podman_rt
+    name = _name()
+    proc = _ok(pm(rt, *pm.run_args("-d", "--name", name, IMAGE, "sleep", "600")))
+    cid = proc.stdout.strip()
+    try:
+        status, report, stderr = audit(cid, "--runtime", rt[0], "--root",
+                                       pm.state_root(rt[0]))
+        assert report is not None, stderr
+        broken = claims(report, "broken")
+        if rt[0] == "runc":     # runc 1.1.5's writable cgroup v1 tmpfs (docs/TEACHING.md)
+            assert {p for p, _ in broken} == {"mounts[9] (/sys/fs/cgroup)"}, broken
+            assert status == 1
+        else:
+            assert broken == set() and status == 0, stderr
+        # runc's state names the bundle podman made; pyrunc keeps the config it ran
+        assert report["target"]["config"].endswith(
+            "/userdata/config.json" if rt[0] == "runc" else f"/{cid}/config.json")
+        held = claims(report, "held")
+        # podman's default capabilities and its seccomp profile, sampled on the live filter
+        assert ("process.noNewPrivileges", "false") in held
+        assert sum(p.startswith("linux.seccomp.syscalls[") for p, _ in held) > 20
+        assert report["seen"]["seccomp"]["filters"] == 1
+        # podman's profile: an allow-list, ENOSYS for what it does not name
+        rows = report["seen"]["seccomp"]["syscalls"]
+        assert rows["everything else"] == "allow"
+        assert rows["a number no syscall has"] == "errno 38"
+        assert rows["kexec_load"] == "errno 38"
+    finally:
+        pm(rt, "rm", "--force", "--time", "0", name)
