@@ -238,3 +238,12 @@ def test_a_valid_config_loads_without_json_or_re(tmp_path, text, imported):
     out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True,
                          text=True, check=True).stdout
     assert out.strip() == imported
+
+
+def test_a_hostname_without_any_linux_section_is_refused(tmp_path):
+    """No `linux`: no uts namespace of the container's, so the name would be the host's
+    (found by the fuzzer once a config without a mount namespace could run)."""
+    config = {"ociVersion": "1.0.2", "root": {"path": "rootfs"}, "hostname": "runc",
+              "process": {"cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0}}}
+    with pytest.raises(PyruncError, match="hostname: setting the hostname needs a new uts"):
+        load_config(config)

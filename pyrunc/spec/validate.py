@@ -12,6 +12,15 @@ HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", 
               "poststop")
 
 
+def _check_uts(config, types, fail):
+    # without a uts namespace of the config's, the names set would be the runtime's (the
+    # host's): also with no `linux` at all, which runs in the runtime's mount namespace
+    if config.hostname and "uts" not in types:
+        fail("hostname", "setting the hostname needs a new uts namespace")
+    if config.domainname and "uts" not in types:
+        fail("domainname", "setting the domainname needs a new uts namespace")
+
+
 def validate(config, loader):
     fail = loader.fail
     from pyrunc.spec import pathparts
@@ -56,6 +65,7 @@ def validate(config, loader):
             loader.warnings.append(f"mounts[{i}].destination: {m.destination!r} is relative; "
                                    "taken from /")
     if linux is None:
+        _check_uts(config, {}, fail)
         return
     _check_memory_policy(linux.memoryPolicy, fail)
     types = {}
@@ -93,10 +103,7 @@ def validate(config, loader):
         if net is None or (net.path is not None and _is_host_ns(net.path)):
             fail("linux.netDevices", "needs a network namespace of the container's own")
         check_names(linux.netDevices, fail)
-    if config.hostname and "uts" not in types:
-        fail("hostname", "setting the hostname needs a new uts namespace")
-    if config.domainname and "uts" not in types:
-        fail("domainname", "setting the domainname needs a new uts namespace")
+    _check_uts(config, types, fail)
     if linux.timeOffsets and ("time" not in types or types["time"].path is not None):
         fail("linux.timeOffsets", "time offsets need a new time namespace")
     for key, off in (linux.timeOffsets or {}).items():
