@@ -8,7 +8,8 @@ namespace, no cgroup under the parent, no runtime state.
 
 The image is a busybox rootfs (`pyrunc bundle`) through `docker import` (no registry).
 Each runtime is called through a logging launcher (sandbox.logging_launcher): the calls
-docker makes are kept next to the daemon and docs/CLIENTS.md shows them.
+docker makes are kept next to the daemon and docs/CLIENTS.md shows them. The set-up
+is integration/clientlib.py's (shared with bench/clients.py).
 """
 import os
 import time
