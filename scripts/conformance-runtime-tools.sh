@@ -9,7 +9,9 @@
 # (pyrunc is this worktree's bin/pyrunc unless PYRUNC is set). PROGRAMs are names such as
 # `hooks_stdin`; default: every validation/*/*.t. Each program's TAP output is kept in
 # OUT_DIR (default /tmp/conformance-runtime-tools). A program is clean when it exits 0,
-# prints a plan and no "not ok" line (a "not ok ... # TODO" is not counted).
+# prints a plan and no "not ok" line (a "not ok ... # TODO" is not counted), as `prove`
+# judges it; otherwise FAIL(n) gives the number of "not ok" lines, FAIL(rc=N) the exit
+# status of a program that stopped early, FAIL(noplan) a program that exited 0 without TAP.
 #
 # crun 1.8 refuses this hybrid cgroup host and any ociVersion above 1.0.2: each crun program
 # runs in a private mount namespace where cgroup2 (/sys/fs/cgroup/unified) is unmounted, and
@@ -80,6 +82,8 @@ run_one() {
         echo clean
     elif [ "$notok" -gt 0 ]; then
         echo "FAIL($notok)"
+    elif [ "$rc" -eq 0 ]; then
+        echo "FAIL(noplan)"  # as prove says: exit 0 but no TAP plan
     else
         echo "FAIL(rc=$rc)"
     fi
