@@ -26,6 +26,10 @@ timeout_s=${PROGRAM_TIMEOUT:-300}
 suite=$(cd "$suite" && pwd) || exit 2
 [ -x "$suite/runtimetest" ] || { echo "no $suite/runtimetest: build the suite first" >&2; exit 2; }
 mkdir -p "$out"
+# the cgroup programs all use the cgroup /cgrouptest (and testdir/cgrouptest/container): two
+# runs at once write each other's limits, so runs of this script take turns
+exec 9> /tmp/conformance-runtime-tools.lock
+flock 9
 
 if [ $# -gt 0 ]; then
     programs=("$@")
