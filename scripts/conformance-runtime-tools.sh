@@ -12,6 +12,9 @@
 # prints a plan and no "not ok" line (a "not ok ... # TODO" is not counted), as `prove`
 # judges it; otherwise FAIL(n) gives the number of "not ok" lines, FAIL(rc=N) the exit
 # status of a program that stopped early, FAIL(noplan) a program that exited 0 without TAP.
+# Each program's bundles go to a TMPDIR of its own; what a run leaves on the host is undone
+# after it: mounts there (in the host's mount namespace: the result gets "+mounts" and the
+# TAP log names them) and the cgroups the programs use (cgrouptest, testdir/...).
 #
 # crun 1.8 refuses this hybrid cgroup host and any ociVersion above 1.0.2: each crun program
 # runs in a private mount namespace where cgroup2 (/sys/fs/cgroup/unified) is unmounted, and
@@ -67,41 +70,69 @@ runtime_cmd() {
     esac
 }
 
-# result PROGRAM RUNTIME -> "clean" or "FAIL(n)" where n is the number of "not ok" lines
+# What a program and its runtime left on the host: mounts under the program's TMPDIR (in
+# this mount namespace) and the cgroups the programs name; each is said in LOG and undone.
+tidy() {
+    local tmp=$1 log=$2 m h d left=0
+    while read -r m; do
+        echo "# left mounted on the host: $m" >> "$log"
+        left=1
+    done < <(awk -v t="$tmp/" 'index($2, t) == 1 && split($2, a, "/") <= split(t, b, "/") + 1 {print $2}' /proc/self/mounts)
+    [ $left = 1 ] && awk -v t="$tmp/" 'index($2, t) == 1 {print $2}' /proc/self/mounts | sort -r |
+        while read -r m; do umount -l "$m"; done
+    for h in /sys/fs/cgroup/*/; do
+        for d in testdir/cgrouptest/container testdir/cgrouptest testdir cgrouptest; do
+            [ -d "$h$d" ] || continue
+            for _ in 1 2 3 4 5 6 7 8 9 10; do rmdir "$h$d" 2>/dev/null && break; sleep 0.2; done
+            [ -d "$h$d" ] && echo "# cgroup left busy: $h$d" >> "$log"
+        done
+    done
+    rm -rf --one-file-system "$tmp"
+    return $left
+}
+
+# result PROGRAM RUNTIME -> "clean" or "FAIL(n)" where n is the number of "not ok" lines;
+# a trailing "+mounts" says the runtime left mounts in the host's mount namespace
 run_one() {
-    local prog=$1 rt=$2 cmd log rc
+    local prog=$1 rt=$2 cmd log rc tmp
     cmd=$(runtime_cmd "$rt")
     log=$out/$rt.$prog.tap
+    # the programs' bundles (os.MkdirTemp) go to a directory of their own
+    tmp=$(mktemp -d "$out/tmp.XXXXXX")
     if [ "$rt" = crun ]; then
-        (cd "$suite" && RUNTIME=$cmd timeout "$timeout_s" unshare --mount --propagation private \
+        (cd "$suite" && TMPDIR=$tmp RUNTIME=$cmd timeout "$timeout_s" \
+            unshare --mount --propagation private \
             sh -c 'umount /sys/fs/cgroup/unified 2>/dev/null; exec "$0"' \
             "./validation/$prog/$prog.t") > "$log" 2>&1
     else
-        (cd "$suite" && RUNTIME=$cmd timeout "$timeout_s" "./validation/$prog/$prog.t") > "$log" 2>&1
+        (cd "$suite" && TMPDIR=$tmp RUNTIME=$cmd timeout "$timeout_s" \
+            "./validation/$prog/$prog.t") > "$log" 2>&1
     fi
     rc=$?
+    local mark=
+    tidy "$tmp" "$log" || mark=+mounts
     local notok
     notok=$(grep -E '^not ok' "$log" | grep -vc '# TODO')
     if [ "$rc" -eq 0 ] && [ "$notok" -eq 0 ] && grep -qE '^1\.\.[0-9]+|^[0-9]+\.\.[0-9]+$' "$log"; then
-        echo clean
+        echo "clean$mark"
     elif [ "$notok" -gt 0 ]; then
-        echo "FAIL($notok)"
+        echo "FAIL($notok)$mark"
     elif [ "$rc" -eq 0 ]; then
-        echo "FAIL(noplan)"  # as prove says: exit 0 but no TAP plan
+        echo "FAIL(noplan)$mark"  # as prove says: exit 0 but no TAP plan
     else
-        echo "FAIL(rc=$rc)"
+        echo "FAIL(rc=$rc)$mark"
     fi
 }
 
 IFS=, read -r -a rts <<< "$runtimes"
 declare -A clean
-printf '%-40s' program; for rt in "${rts[@]}"; do printf ' %-10s' "$rt"; clean[$rt]=0; done; echo
+printf '%-40s' program; for rt in "${rts[@]}"; do printf ' %-12s' "$rt"; clean[$rt]=0; done; echo
 for prog in "${programs[@]}"; do
     printf '%-40s' "$prog"
     for rt in "${rts[@]}"; do
         r=$(run_one "$prog" "$rt")
-        [ "$r" = clean ] && clean[$rt]=$((clean[$rt] + 1))
-        printf ' %-10s' "$r"
+        case $r in clean*) clean[$rt]=$((clean[$rt] + 1)) ;; esac
+        printf ' %-12s' "$r"
     done
     echo
 done
