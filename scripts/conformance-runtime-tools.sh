@@ -99,6 +99,7 @@ run_one() {
     log=$out/$rt.$prog.tap
     # the programs' bundles (os.MkdirTemp) go to a directory of their own
     tmp=$(mktemp -d "$out/tmp.XXXXXX")
+    chmod 755 "$out" "$tmp"  # as /tmp is to them: a container in a user namespace reaches its bundle
     if [ "$rt" = crun ]; then
         (cd "$suite" && TMPDIR=$tmp RUNTIME=$cmd timeout "$timeout_s" \
             unshare --mount --propagation private \
