@@ -35,6 +35,7 @@ def running(runtime, workdir):
     config["process"]["args"] = ["sleep", "600"]
     config["process"]["terminal"] = False
     config["hostname"] = "audited"
+    config["linux"]["resources"] = {"memory": {"limit": 64 << 20}, "pids": {"limit": 64}}
     path = make_bundle(os.path.join(workdir, "b"), rootfs="busybox", config=config)
     bundle = itlib.Bundle(path, config)
     cid = itlib.new_id()
@@ -80,6 +81,17 @@ def test_a_running_container_holds_its_config(runtime, workdir):
     assert lo["name"] == "lo" and lo["up"] and "127.0.0.1/8" in lo["addresses"]
     root = [m for m in seen["mounts"] if m["mount_point"] == "/"]
     assert root and "ro" in root[-1]["options"].split(",")
+    # cgroup limits, read from the process's own cgroups; each mount's propagation
+    limits = seen["outside"]["cgroup_files"]
+    assert (limits["memory"], limits["pids"]) == (64 << 20, 64), limits
+    assert {("linux.resources.memory.limit", "67108864 bytes"),
+            ("linux.resources.pids.limit", "64")} <= held
+    assert [m["propagation"] for m in seen["mounts"] if m["mount_point"] == "/"] == ["private"]
+    # LSM labels: none on this host, and the report says so rather than leave it out
+    if not seen["lsm"]:
+        text = subprocess.run([PYRUNC, "audit", str(pid)], capture_output=True, text=True,
+                              timeout=60).stdout
+        assert "lsm           no label: /proc/PID/attr/current" in text
     # nothing ran in it: the same process, still running
     assert itlib.start_time(pid) == started
 
@@ -119,7 +131,8 @@ def test_a_pid_alone_gives_the_facts_without_claims(runtime, workdir):
     # the article's container-security-check.sh, every check: id, Cap*, Seccomp, ns, mount, ip
     for needle in ("user          uid 0/0/0/0", "  effective   CAP_KILL, CAP_NET_BIND_SERVICE",
                    "seccomp       mode 2 (filter), 1 filter", "  net ", "  /proc proc ",
-                   "  lo UP 127.0.0.1/8", "no config to judge against"):
+                   "  lo UP 127.0.0.1/8", "no config to judge against",
+                   "\nlsm           "):
         assert needle in out, (needle, out)
 
 

@@ -5,6 +5,7 @@ import json
 import os
 import re
 import struct
+import sys
 
 import pytest
 
@@ -148,3 +149,11 @@ def test_every_check_of_the_article_s_script_is_one_audit_makes():
                    None)
         assert row is not None, command
         assert f"`{line}`" in row and f"`{field}`" in row, row
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="setns needs root")
+def test_without_pyroute2_the_network_line_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyroute2", None)     # import pyroute2 fails
+    view = audit.namespace_view(os.getpid(), [])
+    assert view == {"error": "pyroute2 is not installed (pip install 'pyrunc[net]'), so "
+                             "the interfaces cannot be listed"}

@@ -251,6 +251,9 @@ def namespace_view(pid, sysctls):
         status = 0
         try:
             result = _inside_namespaces(pid, sysctls)
+        except PyruncError as e:
+            result = {"error": str(e)}
+            status = 1
         except BaseException as e:  # the parent gets the reason, never a traceback
             result = {"error": f"{type(e).__name__}: {e}"}
             status = 1
@@ -285,7 +288,11 @@ def _inside_namespaces(pid, sysctls):
             answers[key] = {"errno": e.errno}
     with open("/proc/sys/kernel/domainname") as f:
         domainname = f.read().strip()
-    from pyroute2 import IPRoute     # ~350 ms to import: only audit pays it
+    try:
+        from pyroute2 import IPRoute     # ~350 ms to import: only audit pays it
+    except ImportError:
+        raise PyruncError("pyroute2 is not installed (pip install 'pyrunc[net]'), so the "
+                          "interfaces cannot be listed") from None
     interfaces = []
     with IPRoute() as ip:
         addrs = {}
@@ -506,7 +513,9 @@ def text_report(result):
         out.append(f"hostname      {names.get('hostname')!r}")
     lsm = seen["lsm"]
     out.append("lsm           " + ("; ".join(f"{k} {v}" for k, v in lsm.items()) or
-                                   "no label (no LSM on this host labels processes)"))
+                                   "no label: /proc/PID/attr/current, apparmor/current and "
+                                   "smack/current give none (no SELinux, AppArmor or Smack "
+                                   "labels processes on this host)"))
     if result.claims is None:
         out.append("no config to judge against (--bundle DIR)")
     else:
