@@ -3,7 +3,9 @@ a config, the per-syscall summary, and finding a container in each runtime's sta
 import copy
 import json
 import os
+import re
 import struct
+import sys
 
 import pytest
 
@@ -116,3 +118,42 @@ def test_this_process_s_limits_and_mounts_read_as_the_probe_reports_them():
     table = audit.mount_table(os.getpid())
     assert any(m["mount_point"] == "/proc" and m["fstype"] == "proc" for m in table)
     assert all(m["propagation"] for m in table)
+
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "..", "examples", "article",
+                      "container-security-check.sh")
+
+
+def _script_checks():
+    """Each command the article's script runs in the container (`docker exec ID CMD`),
+    with what it pipes the output through."""
+    found = []
+    with open(SCRIPT) as f:
+        for text in f:
+            m = re.search(r"docker exec \$CONTAINER_ID (.+?)\)?$", text.strip())
+            if m:
+                found.append(m.group(1))
+    return found
+
+
+def test_every_check_of_the_article_s_script_is_one_audit_makes():
+    checks = _script_checks()
+    assert len(checks) == 6, checks     # the script as printed: id, Cap, Seccomp, ns, ...
+    assert [c for c, _, _ in audit.ARTICLE_CHECKS] == checks
+    with open(os.path.join(os.path.dirname(__file__), "..", "docs", "TEACHING.md")) as f:
+        teaching = f.read()
+    for command, line, field in audit.ARTICLE_CHECKS:
+        # the lab's table maps each, as `docker exec ID CMD`, to audit's line and field
+        row = next((r for r in teaching.splitlines()
+                    if r.startswith(f"| `docker exec ID {command.replace('|', chr(92) + '|')}`")),
+                   None)
+        assert row is not None, command
+        assert f"`{line}`" in row and f"`{field}`" in row, row
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="setns needs root")
+def test_without_pyroute2_the_network_line_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyroute2", None)     # import pyroute2 fails
+    view = audit.namespace_view(os.getpid(), [])
+    assert view == {"error": "pyroute2 is not installed (pip install 'pyrunc[net]'), so "
+                             "the interfaces cannot be listed"}
