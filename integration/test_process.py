@@ -123,6 +123,12 @@ def test_uts_sysctls_do_not_contradict_hostname_and_domainname(runtime, bundle, 
         itlib.assert_failed_cleanly(runtime, proc, cid, before, ["/probe"])
         if runtime.name == "pyrunc":
             assert f"linux.sysctl.{sysctl}" in proc.stderr
+    if runtime.name != "runc":
+        # the same name by both: no contradiction, crun runs it (crun's test
+        # domainname/domainname with syctl)
+        b.config["linux"]["sysctl"] = {"kernel.domainname": "by.both"}
+        b.config["domainname"] = "by.both"
+        assert probe(b)["domainname"] == "by.both"
 
 
 def test_user_group_and_additional_gids(runtime, bundle, probe):

@@ -2,7 +2,7 @@
 
 A test is crun-specific when its function, or a function of its own file that it calls
 (transitively), uses an interface only crun has (MARKERS below): crun's run.oci.* annotations,
-crun's --version/--help text and feature string, the `mounts` command, `run --keep`, `run --config`
+crun's --version/--help text and feature string, the `mounts` command, `delete --regex`, its state files under --root, `run --keep`, `run --config`
 (other than config.json), the wording of crun's error messages (a literal with a
 `quoted` word, crun's style, looked for in the output), handlers
 (wasm, krun) and checkpoint/restore (CRIU, whose options crun and runc spell differently).
@@ -19,6 +19,8 @@ MARKERS = [
     (r"\[\s*['\"]mounts['\"]\s*,", "crun's mounts command"),
     (r"keep\s*=\s*True", "crun's run --keep"),
     (r"relative_config_path\s*=", "crun's run --config"),
+    (r"['\"]--regex['\"]", "crun's delete --regex"),
+    (r"get_tests_root_status\(\)", "crun's state files (read under --root)"),
     (r"\bhandler\b|wasm|krun", "crun's handlers"),
     (r"checkpoint|restore|criu", "checkpoint/restore (CRIU)"),
     # a literal with a `quoted` word is the text of one of crun's error messages, which the
