@@ -7,9 +7,12 @@ import json
 import os
 import subprocess
 
+import pytest
+
 from integration import itlib
 from integration.test_verify import good_config
 from pyrunc.bundle import make_bundle
+from pyrunc.teach import audit as audit_module
 
 PYRUNC = os.path.join(itlib.REPO, "bin", "pyrunc")
 
@@ -32,6 +35,7 @@ def running(runtime, workdir):
     config["process"]["args"] = ["sleep", "600"]
     config["process"]["terminal"] = False
     config["hostname"] = "audited"
+    config["linux"]["resources"] = {"memory": {"limit": 64 << 20}, "pids": {"limit": 64}}
     path = make_bundle(os.path.join(workdir, "b"), rootfs="busybox", config=config)
     bundle = itlib.Bundle(path, config)
     cid = itlib.new_id()
@@ -42,6 +46,7 @@ def running(runtime, workdir):
     return cid, pid, config, path
 
 
+@pytest.mark.crun_oracle
 def test_a_running_container_holds_its_config(runtime, workdir):
     cid, pid, config, path = running(runtime, workdir)
     started = itlib.start_time(pid)
@@ -76,6 +81,17 @@ def test_a_running_container_holds_its_config(runtime, workdir):
     assert lo["name"] == "lo" and lo["up"] and "127.0.0.1/8" in lo["addresses"]
     root = [m for m in seen["mounts"] if m["mount_point"] == "/"]
     assert root and "ro" in root[-1]["options"].split(",")
+    # cgroup limits, read from the process's own cgroups; each mount's propagation
+    limits = seen["outside"]["cgroup_files"]
+    assert (limits["memory"], limits["pids"]) == (64 << 20, 64), limits
+    assert {("linux.resources.memory.limit", "67108864 bytes"),
+            ("linux.resources.pids.limit", "64")} <= held
+    assert [m["propagation"] for m in seen["mounts"] if m["mount_point"] == "/"] == ["private"]
+    # LSM labels: none on this host, and the report says so rather than leave it out
+    if not seen["lsm"]:
+        text = subprocess.run([PYRUNC, "audit", str(pid)], capture_output=True, text=True,
+                              timeout=60).stdout
+        assert "lsm           no label: /proc/PID/attr/current" in text
     # nothing ran in it: the same process, still running
     assert itlib.start_time(pid) == started
 
@@ -115,7 +131,8 @@ def test_a_pid_alone_gives_the_facts_without_claims(runtime, workdir):
     # the article's container-security-check.sh, every check: id, Cap*, Seccomp, ns, mount, ip
     for needle in ("user          uid 0/0/0/0", "  effective   CAP_KILL, CAP_NET_BIND_SERVICE",
                    "seccomp       mode 2 (filter), 1 filter", "  net ", "  /proc proc ",
-                   "  lo UP 127.0.0.1/8", "no config to judge against"):
+                   "  lo UP 127.0.0.1/8", "no config to judge against",
+                   "\nlsm           "):
         assert needle in out, (needle, out)
 
 
@@ -165,3 +182,60 @@ def test_a_podman_container_holds_its_config(podman_rt):
         assert rows["kexec_load"] == "errno 1"  # podman 4.3 names it in an EPERM rule
     finally:
         pm(rt, "rm", "--force", "--time", "0", name)
+
+
+@pytest.mark.crun_oracle
+def test_each_check_of_the_article_s_script_gets_audit_s_answer(runtime, workdir):
+    """The article's container-security-check.sh runs its checks inside the container
+    (`docker exec`); here they run through the runtime's exec, after audit has looked from
+    the host, and each answer is audit's (pyrunc.teach.audit.ARTICLE_CHECKS)."""
+    config = good_config()
+    config["linux"]["seccomp"]["syscalls"].pop(0)   # `ip` needs its netlink socket
+    config["process"]["args"] = ["sleep", "600"]
+    config["process"]["terminal"] = False
+    path = make_bundle(os.path.join(workdir, "b"), rootfs="busybox", config=config)
+    cid = itlib.new_id()
+    assert runtime.create(itlib.Bundle(path, config), cid).returncode == 0
+    assert runtime.start(cid).returncode == 0
+    status, report, stderr = audit(cid, "--runtime", runtime.name, "--root", runtime.root)
+    assert status == 0, stderr
+    text = subprocess.run([PYRUNC, "audit", cid, "--runtime", runtime.name, "--root",
+                           runtime.root], capture_output=True, text=True, timeout=60).stdout
+
+    def field(path):
+        value = report
+        for key in path.split("."):
+            value = value[key]
+        return value
+
+    def inside(command):
+        proc = runtime.cmd("exec", cid, "sh", "-c", command)
+        assert proc.returncode == 0, (command, proc.stderr)
+        return proc.stdout
+
+    status_of = report["seen"]["outside"]["status"]
+    for command, line, path in audit_module.ARTICLE_CHECKS:
+        assert field(path), path
+        assert any(t.startswith(line) for t in text.splitlines()), (line, text)
+        out = inside(command)
+        if command == "id":
+            assert out.startswith(f"uid={field(path).split()[1]}(")
+            assert f"uid {out[4:out.index('(')]} in the container" in text
+        elif command.startswith("grep "):
+            seen = dict(t.split(":\t") for t in out.splitlines())
+            assert seen and seen == {k: status_of[k] for k in seen}, (seen, status_of)
+        elif command.startswith("ls "):
+            seen = {t.split()[-3]: int(t.split("[")[-1].rstrip("]"))
+                    for t in out.splitlines() if " -> " in t}
+            assert seen == field(path), (seen, field(path))
+        elif command.startswith("mount"):
+            seen = {(t.split()[2], t.split()[4]) for t in out.splitlines()}
+            assert seen and seen <= {(m["mount_point"], m["fstype"]) for m in field(path)}
+        else:   # ip addr show: each interface, its state and its addresses
+            names = {i["name"]: i for i in field(path)}
+            links = [t.split(": ")[1].split("@")[0] for t in out.splitlines()
+                     if t[:1].isdigit()]
+            assert sorted(links) == sorted(names), (out, names)
+            for address in (t.split()[1] for t in out.splitlines()
+                            if t.strip().startswith(("inet ", "inet6 "))):
+                assert any(address in i["addresses"] for i in names.values()), address

@@ -728,3 +728,27 @@ def test_no_mappings_as_root_is_cruns_default(runtime, bundle, probe):
     assert _maps(report.result("read=/proc/self/uid_map")["head"]) == [["0", "0", "3"]]
     assert _maps(report.result("read=/proc/self/gid_map")["head"]) == [["0", "0", "4"]]
     assert (report["uid"], report["gid"]) == (2, 3)
+
+
+def test_seccomp_learn_as_the_user(rl, workdir, probe_binary):
+    """`pyrunc seccomp learn` without root: the user's rootless bundle runs under pyrunc
+    (rootless) with the notifying filter; the profile it writes then holds under each
+    rootless runtime, and a call the workload never made is refused."""
+    b = _rootless_bundle(rl, workdir, probe_binary, "call=socket_inet", "statfs=/")
+    b.save()
+    rl.user.chown_tree(b.path)
+    out = os.path.join(rl.user.base, f"learned-{rl.name}.json")
+    proc = rl.user.run([*rl.user.pyrunc, "seccomp", "learn", b.path, "-o", out, "--args"],
+                       timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert itlib.parse_report(proc.stdout).errno("call=socket_inet") == 0
+    with open(out) as f:
+        profile = json.load(f)
+    assert {"rules": [r["args"] for r in profile["syscalls"] if r["names"] == ["socket"]]} \
+        == {"rules": [[{"index": 0, "value": 2, "op": "SCMP_CMP_EQ"}]]}
+    b.config["linux"]["seccomp"] = profile
+    b.probe_args("call=socket_inet", "statfs=/", "call=socket_unix", "call=mkdir")
+    report = _report(rl.run(b), rl)
+    assert report.errno("call=socket_inet") == 0
+    assert report.errno("call=socket_unix") == errno.EPERM    # --args: AF_INET only
+    assert report.errno("call=mkdir") == errno.EPERM          # never made

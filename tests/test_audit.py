@@ -3,12 +3,14 @@ a config, the per-syscall summary, and finding a container in each runtime's sta
 import copy
 import json
 import os
+import re
 import struct
+import sys
 
 import pytest
 
 from pyrunc.errors import PyruncError
-from pyrunc.linux import seccomp
+from pyrunc.linux import seccomp, seccomp_compile
 from pyrunc.spec import load_config
 from pyrunc.teach import audit, bpf
 from pyrunc.teach import claims as judging
@@ -18,7 +20,7 @@ from tests.test_verify import CONFIG, HOST
 def compiled(config):
     """The config's filter as libseccomp compiles it for create: [(code, jt, jf, k)]."""
     model, _ = load_config(copy.deepcopy(config))
-    raw, _ = seccomp._export(seccomp.check_section(model.linux.seccomp), "bpf")
+    raw, _ = seccomp_compile.export(seccomp.check_section(model.linux.seccomp), "bpf")
     return [struct.unpack_from("<HBBI", raw, i) for i in range(0, len(raw), 8)]
 
 
@@ -116,3 +118,42 @@ def test_this_process_s_limits_and_mounts_read_as_the_probe_reports_them():
     table = audit.mount_table(os.getpid())
     assert any(m["mount_point"] == "/proc" and m["fstype"] == "proc" for m in table)
     assert all(m["propagation"] for m in table)
+
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "..", "examples", "article",
+                      "container-security-check.sh")
+
+
+def _script_checks():
+    """Each command the article's script runs in the container (`docker exec ID CMD`),
+    with what it pipes the output through."""
+    found = []
+    with open(SCRIPT) as f:
+        for text in f:
+            m = re.search(r"docker exec \$CONTAINER_ID (.+?)\)?$", text.strip())
+            if m:
+                found.append(m.group(1))
+    return found
+
+
+def test_every_check_of_the_article_s_script_is_one_audit_makes():
+    checks = _script_checks()
+    assert len(checks) == 6, checks     # the script as printed: id, Cap, Seccomp, ns, ...
+    assert [c for c, _, _ in audit.ARTICLE_CHECKS] == checks
+    with open(os.path.join(os.path.dirname(__file__), "..", "docs", "TEACHING.md")) as f:
+        teaching = f.read()
+    for command, line, field in audit.ARTICLE_CHECKS:
+        # the lab's table maps each, as `docker exec ID CMD`, to audit's line and field
+        row = next((r for r in teaching.splitlines()
+                    if r.startswith(f"| `docker exec ID {command.replace('|', chr(92) + '|')}`")),
+                   None)
+        assert row is not None, command
+        assert f"`{line}`" in row and f"`{field}`" in row, row
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="setns needs root")
+def test_without_pyroute2_the_network_line_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyroute2", None)     # import pyroute2 fails
+    view = audit.namespace_view(os.getpid(), [])
+    assert view == {"error": "pyroute2 is not installed (pip install 'pyrunc[net]'), so "
+                             "the interfaces cannot be listed"}

@@ -397,12 +397,12 @@ def drive(channel, ctx, c1, init_pid, config, until):
             netdev.move_devices(config.linux.netDevices, c1 or init_pid)
             channel.send("net_devices_done")
         elif kind == "seccomp_listener":
-            from pyrunc.linux import seccomp
+            from pyrunc.linux import seccomp_notify
             filt = ctx.seccomp
             try:
-                seccomp.send_listener(filt.listener_path, msg["fds"][0],
-                                      dict(ctx.state, status="creating", pid=init_pid),
-                                      filt.listener_metadata)
+                seccomp_notify.send_listener(filt.listener_path, msg["fds"][0],
+                                             dict(ctx.state, status="creating", pid=init_pid),
+                                             filt.listener_metadata)
             finally:
                 posix.close(msg["fds"][0])
             channel.send("seccomp_listener_done")
@@ -414,7 +414,7 @@ def drive(channel, ctx, c1, init_pid, config, until):
             channel.send("fifo_done", fds=(ctx.fifo_fd,))
         elif kind == "hooks":
             from pyrunc.linux import hooks
-            state = dict(ctx.state, status="creating", pid=init_pid)
+            state = dict(ctx.state, status="created", pid=init_pid)  # steps 3-5: after step 2
             if not prestart_at_start(config.ociVersion):
                 hooks.run_hooks("prestart", config.hooks.prestart, state)
             hooks.run_hooks("createRuntime", config.hooks.createRuntime, state)

@@ -51,6 +51,18 @@ PROC_LIMITS = {"Max cpu time": "RLIMIT_CPU", "Max file size": "RLIMIT_FSIZE",
                "Max msgqueue size": "RLIMIT_MSGQUEUE", "Max nice priority": "RLIMIT_NICE",
                "Max realtime priority": "RLIMIT_RTPRIO",
                "Max realtime timeout": "RLIMIT_RTTIME"}
+# Every check of the article's container-security-check.sh (examples/article/), run there
+# inside the container with `docker exec ID ...`: the audit line that makes it from the
+# host, and the field of `--format json` that holds the answer (tests hold the two to the
+# script's own answers, and fail on a check of the script that is not here).
+ARTICLE_CHECKS = (
+    ("id", "user", "seen.outside.status.Uid"),
+    ("grep Cap /proc/1/status", "capabilities", "seen.outside.status.CapEff"),
+    ("grep Seccomp /proc/1/status", "seccomp", "seen.outside.status.Seccomp"),
+    ("ls -la /proc/1/ns/", "namespaces", "seen.outside.ns"),
+    ('mount | grep -E "(proc|sys|dev)"', "mounts", "seen.mounts"),
+    ("ip addr show", "network", "seen.namespaces.interfaces"),
+)
 UNLIMITED = (1 << 64) - 1
 READ_LIMIT = 64         # bytes of a file shown, as the probe shows
 
@@ -239,6 +251,9 @@ def namespace_view(pid, sysctls):
         status = 0
         try:
             result = _inside_namespaces(pid, sysctls)
+        except PyruncError as e:
+            result = {"error": str(e)}
+            status = 1
         except BaseException as e:  # the parent gets the reason, never a traceback
             result = {"error": f"{type(e).__name__}: {e}"}
             status = 1
@@ -273,7 +288,11 @@ def _inside_namespaces(pid, sysctls):
             answers[key] = {"errno": e.errno}
     with open("/proc/sys/kernel/domainname") as f:
         domainname = f.read().strip()
-    from pyroute2 import IPRoute     # ~350 ms to import: only audit pays it
+    try:
+        from pyroute2 import IPRoute     # ~350 ms to import: only audit pays it
+    except ImportError:
+        raise PyruncError("pyroute2 is not installed (pip install 'pyrunc[net]'), so the "
+                          "interfaces cannot be listed") from None
     interfaces = []
     with IPRoute() as ip:
         addrs = {}
@@ -463,7 +482,8 @@ def text_report(result):
            + (f" against {target.config}" if target.config else ""),
            f"user          uid {'/'.join(uid)}, gid {'/'.join(status['Gid'].split())}, groups "
            f"[{', '.join(status.get('Groups', '').split())}] (on the host: real/effective/"
-           "saved/fs)" + ("; root on the host" if uid[1] == "0" else "")]
+           "saved/fs)" + ("; root on the host" if uid[1] == "0" else "")
+           + f"; uid {_from_container(int(uid[1]), outside['uid_map'])} in the container"]
     out.append("capabilities")
     for key in SETS:
         out.append(f"  {key:<12}{_cap_names(int(status[STATUS_KEY[key]], 16))}")
@@ -493,7 +513,9 @@ def text_report(result):
         out.append(f"hostname      {names.get('hostname')!r}")
     lsm = seen["lsm"]
     out.append("lsm           " + ("; ".join(f"{k} {v}" for k, v in lsm.items()) or
-                                   "no label (no LSM on this host labels processes)"))
+                                   "no label: /proc/PID/attr/current, apparmor/current and "
+                                   "smack/current give none (no SELinux, AppArmor or Smack "
+                                   "labels processes on this host)"))
     if result.claims is None:
         out.append("no config to judge against (--bundle DIR)")
     else:

@@ -50,24 +50,32 @@ LEARN_ARCHES = ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
 ALWAYS = {name: "the runtime's init calls it after loading the filter (the listener "
                 "hand-off; runc's exec fifo), so it is never notified"
           for name in seccomp.HANDOFF_SYSCALLS}
-# The calls runc 1.1.5 and crun 1.8.1 make after loading the filter, before execve: seen
-# by learning `true` under each (runc 8 runs, crun 6), less what pyrunc's run made. The
-# Go scheduler's calls runc may make in that window are added too, seen or not.
-RUNC_SEEN = "seen after runc 1.1.5 loads the filter, before execve"
+# The calls runc 1.1.5 and crun 1.8.1 make after loading the filter, before execve, with
+# noNewPrivileges true (both load the filter as late as they can then): from `strace -f -p`
+# of the container's init between create and start, and from learning `true` under each
+# (runc 8 runs). runc's Go scheduler may make its own calls in that window: added too.
+RUNC_SEEN = "runc 1.1.5 calls it after loading the filter, before execve"
 GO_SCHEDULER = ("runc's Go runtime may call it between loading the filter and execve "
                 "(scheduling, preemption)")
 RUNTIME_CALLS = {
     "runc": {
-        "fstatfs": RUNC_SEEN, "getdents64": RUNC_SEEN, "epoll_ctl": RUNC_SEEN,
+        "openat": RUNC_SEEN + " (the exec fifo through /proc/self/fd/N; /proc/self/fd)",
+        "close": RUNC_SEEN + " (the fifo; /proc/self/fd)",
+        "fstatfs": RUNC_SEEN + " (is /proc/self/fd on procfs?)",
+        "getdents64": RUNC_SEEN + " (listing /proc/self/fd to mark fds close-on-exec)",
+        "epoll_ctl": RUNC_SEEN + " (Go's poller, refused harmlessly if denied)",
         "read": RUNC_SEEN, "getpid": RUNC_SEEN + " (the state's pid for the startContainer "
-                                                "hooks)",
+                                                 "hooks)",
         "rt_sigreturn": RUNC_SEEN + "; " + GO_SCHEDULER, "futex": RUNC_SEEN + "; " + GO_SCHEDULER,
         "tgkill": GO_SCHEDULER, "nanosleep": GO_SCHEDULER, "sched_yield": GO_SCHEDULER,
         "rt_sigprocmask": GO_SCHEDULER, "sigaltstack": GO_SCHEDULER, "gettid": GO_SCHEDULER,
         "mmap": GO_SCHEDULER, "munmap": GO_SCHEDULER, "madvise": GO_SCHEDULER,
+        "execve": "runc 1.1.5 starts the process with it, under the filter",
     },
-    "crun": {name: "seen after crun 1.8.1 loads the filter, before execve"
-             for name in ("kill", "wait4", "munmap")},
+    "crun": {
+        "close": "crun 1.8.1 closes the filter's fd after loading it (strace -f)",
+        "execve": "crun 1.8.1 starts the process with it, under the filter",
+    },
 }
 # argument rules --args learns: syscall -> the argument whose values are kept. Not kill's
 # signal (crun's own kill is unconditional) nor clone's flags (Go's threads in runc).
@@ -123,10 +131,32 @@ class Recorder:
         return True
 
 
+def mechanism(avail="/proc/sys/kernel/seccomp/actions_avail", release=None):
+    """Refuse, in one line saying why, a kernel where USER_NOTIF + CONTINUE is missing.
+    LOG would put the calls in the kernel's audit log, mixed with every other process's
+    and rate-limited (calls lost); TRACE stops each call for a ptrace supervisor, which
+    pyrunc's init and the runtimes' own ptrace checks do not expect. Neither is a fallback
+    learn takes: the profile would be wrong without a word."""
+    try:
+        with open(avail) as f:
+            actions = f.read().split()
+    except OSError:
+        actions = []
+    major, minor = (int(x) for x in (release or os.uname().release).split(".")[:2])
+    if "user_notif" not in actions or (major, minor) < (5, 5):
+        other = [a for a in ("log", "trace") if a in actions]
+        raise PyruncError(
+            "this kernel lacks SECCOMP_RET_USER_NOTIF with SECCOMP_USER_NOTIF_FLAG_CONTINUE "
+            "(Linux 5.5); " + (f"it has {' and '.join(other)}, but " if other else "")
+            + "LOG loses calls in the shared audit log and TRACE needs a ptrace supervisor "
+            "the runtimes do not expect: learn needs 5.5 or later")
+
+
 def learn(bundle, args=False, timeout=DEFAULT_TIMEOUT, out=None, runtime="pyrunc"):
     """Run BUNDLE under `runtime` with the learning filter; return (the profile, the exit
     status of the run, the calls observed by name). Raises PyruncError when the workload
     never started."""
+    mechanism()
     raw = read_config(bundle)
     if not (raw.get("process") or {}).get("args"):
         raise PyruncError("config.json has no process.args: nothing to run")
@@ -268,11 +298,11 @@ def profile(recorder, resolve, args):
             rules.append({"names": [name], "action": "SCMP_ACT_ALLOW",
                           "args": [{"index": ARG_RULES[name], "value": v,
                                     "op": "SCMP_CMP_EQ"}]})
-    added = set()
     for calls in RUNTIME_CALLS.values():
-        mine = sorted(n for n in calls if n not in names and n not in added)
-        added.update(mine)
-        if mine:    # a rule of its own per runtime, so that it can be told apart
+        # a rule of its own per runtime, whole (libseccomp takes a name allowed twice), so
+        # that a class running one runtime only can drop the others'
+        mine = sorted(n for n in calls if n not in names)
+        if mine:
             rules.append({"names": mine, "action": "SCMP_ACT_ALLOW"})
     fallbacks = sorted(n for n in seccomp.ENOSYS_FALLBACKS if n not in names)
     if fallbacks:
