@@ -16,28 +16,26 @@ Runtimes: PYRUNC_IT_RUNTIMES as for the other integration tests ("pyrunc" by def
 checks the tests against the oracle). Without podman or containerd the tests skip, with the
 reason; in CI (CI=true) that is a failure (scripts/setup.sh installs them).
 """
-import hashlib
-import io
 import json
 import os
 import pty
-import resource
 import select
 import shlex
 import shutil
 import signal
 import subprocess
-import tarfile
-import tempfile
 import time
 import uuid
 
 import pytest
 
-from integration import itlib
+from integration import clientlib, itlib
+from integration.clientlib import TIMEOUT, Podman, Unavailable, oci_archive  # noqa: F401
+from integration.clientlib import new_base as _new_base, ok as _ok, remove_base as _remove_base
+from integration.clientlib import run as _run
+from integration.clientlib import wait_empty as _wait_empty
 
 IN_CI = os.environ.get("CI") == "true"
-TIMEOUT = 60  # one client command (normally well under a second)
 IMAGE = "localhost/pyrunc-it-busybox:latest"
 CGROUP_TOP = "/sys/fs/cgroup"
 
@@ -46,6 +44,13 @@ def _unavailable(reason):
     if IN_CI:
         pytest.fail(f"client tests cannot run in CI: {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+def _busybox_rootfs(base, index=None):
+    try:
+        return clientlib.busybox_rootfs(base, index)
+    except Unavailable as e:
+        pytest.fail(str(e), pytrace=False)
 
 
 def _runtime_names():
@@ -60,59 +65,6 @@ def runtime_bin(request):
     if argv is None:
         _unavailable(f"runtime {request.param} is not installed")
     return request.param, os.path.abspath(argv[0])
-
-
-def _run(argv, timeout=TIMEOUT, **kw):
-    if "input" not in kw:
-        kw.setdefault("stdin", subprocess.DEVNULL)
-    if "stdout" not in kw and "stderr" not in kw:
-        kw["capture_output"] = True
-    return subprocess.run(argv, text=True, timeout=timeout, **kw)
-
-
-def _ok(proc):
-    assert proc.returncode == 0, (f"{shlex.join(proc.args)} exited {proc.returncode}\n"
-                                  f"stdout: {proc.stdout}\nstderr: {proc.stderr}")
-    return proc
-
-
-def _new_base(prefix):
-    base = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
-    os.chmod(base, 0o755)
-    return base
-
-
-def _remove_base(base):
-    """Detach what is still mounted below base (the test fails for it), then remove it."""
-    left = itlib.host_mounts_under(base)
-    for point in reversed(left):
-        subprocess.run(["umount", "-l", point], capture_output=True)
-    if not os.environ.get("PYRUNC_IT_KEEP"):
-        shutil.rmtree(base, ignore_errors=True)
-    return left
-
-
-def _busybox_rootfs(base):
-    pyrunc = itlib.runtime_command("pyrunc")
-    if pyrunc is None:
-        pytest.fail("bin/pyrunc is missing: run scripts/setup.sh", pytrace=False)
-    bundle = os.path.join(base, "bundle")
-    _ok(_run([pyrunc[0], "bundle", bundle]))
-    return os.path.join(bundle, "rootfs")
-
-
-def _state_left(root):
-    """Container state directories a runtime left under its --root (runc, pyrunc: ROOT/ID)."""
-    if not os.path.isdir(root):
-        return []
-    return sorted(n for n in os.listdir(root) if not n.startswith("."))
-
-
-def _wait_empty(root, timeout=10):
-    deadline = time.monotonic() + timeout
-    while _state_left(root) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return _state_left(root)
 
 
 def run_in_pty(argv, timeout=TIMEOUT, env=None):
@@ -221,66 +173,6 @@ def host_leftovers():
 # -- podman
 
 
-class Podman:
-    def __init__(self, base):
-        self.base = base
-        for d in ("tmp", "net", "state"):
-            os.makedirs(os.path.join(base, d), exist_ok=True)
-        conf = os.path.join(base, "containers.conf")
-        with open(conf, "w") as f:
-            f.write('[containers]\nnetns = "none"\n'
-                    '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
-                    f'tmp_dir = "{base}/tmp"\n'
-                    f'[network]\nnetwork_config_dir = "{base}/net"\n')
-        storage = os.path.join(base, "storage.conf")
-        with open(storage, "w") as f:
-            f.write(f'[storage]\ndriver = "vfs"\nrunroot = "{base}/runroot"\n'
-                    f'graphroot = "{base}/root"\n')
-        registries = os.path.join(base, "registries.conf")
-        with open(registries, "w") as f:
-            f.write("unqualified-search-registries = []\n")
-        self.env = dict(os.environ, CONTAINERS_CONF=conf, CONTAINERS_STORAGE_CONF=storage,
-                        CONTAINERS_REGISTRIES_CONF=registries, TMPDIR=f"{base}/tmp")
-        self.argv = ["podman", "--root", f"{base}/root", "--runroot", f"{base}/runroot",
-                     "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs",
-                     "--events-backend", "file", "--tmpdir", f"{base}/tmp",
-                     "--network-config-dir", f"{base}/net"]
-        # this machine's root lacks CAP_SYS_RESOURCE: podman's default rlimits (above our
-        # hard limits) cannot be set by any runtime, so ask for what we have
-        self.ulimits = []
-        for name, kind, most in (("nofile", resource.RLIMIT_NOFILE, 20000),
-                                 ("nproc", resource.RLIMIT_NPROC, 32768)):
-            hard = resource.getrlimit(kind)[1]
-            n = most if hard == resource.RLIM_INFINITY else min(hard, most)
-            self.ulimits += ["--ulimit", f"{name}={n}:{n}"]
-
-    def state_root(self, runtime_name):
-        return os.path.join(self.base, "state", runtime_name)
-
-    def runtime_path(self, runtime):
-        """A launcher that gives the runtime --root in our temp dir. Not podman's
-        --runtime-flag: podman's exit command (`podman container cleanup`, which may be the
-        one calling `delete`) does not pass it on."""
-        name, path = runtime
-        launcher = os.path.join(self.base, f"runtime-{name}")
-        if not os.path.exists(launcher):
-            with open(launcher, "w") as f:
-                f.write(f"#!/bin/sh\nexec {shlex.quote(path)} --root "
-                        f"{shlex.quote(self.state_root(name))} \"$@\"\n")
-            os.chmod(launcher, 0o755)
-        return launcher
-
-    def command(self, runtime, *args):
-        return [*self.argv, "--runtime", self.runtime_path(runtime), *args]
-
-    def __call__(self, runtime, *args, timeout=TIMEOUT, **kw):
-        return _run(self.command(runtime, *args), timeout=timeout, env=self.env, **kw)
-
-    def run_args(self, *args):
-        """`run` with the flags this machine needs, then args."""
-        return ("run", "--network", "none", *self.ulimits, *args)
-
-
 @pytest.fixture(scope="module")
 def podman(host_leftovers):
     if shutil.which("podman") is None or shutil.which("conmon") is None:
@@ -288,16 +180,10 @@ def podman(host_leftovers):
     base = _new_base("pyrunc-podman-")
     p = Podman(base)
     try:
-        rootfs = _busybox_rootfs(base)
-        layer = os.path.join(base, "rootfs.tar")
-        with tarfile.open(layer, "w") as t:
-            for entry in sorted(os.listdir(rootfs)):
-                t.add(os.path.join(rootfs, entry), arcname=entry)
-        _ok(_run([*p.argv, "import", layer, IMAGE], env=p.env))
+        p.import_image(_busybox_rootfs(base), IMAGE)
         yield p
     finally:
-        _run([*p.argv, "rm", "--all", "--force", "--time", "0"], env=p.env)
-        _run([*p.argv, "rmi", "--all", "--force"], env=p.env)
+        p.clear()
         left = _remove_base(base)
         if left:
             pytest.fail(f"podman left mounts: {left}", pytrace=False)
@@ -460,47 +346,6 @@ def test_podman_pid_host_stop_kills_only_the_container(podman_rt):
 
 
 # -- containerd
-
-
-def oci_archive(rootfs, out, name, cmd=("/bin/sh",)):
-    """An OCI image layout tarball of rootfs (one uncompressed layer), as `ctr image import`
-    takes it; the image is called `name`."""
-    blobs = {}
-
-    def add(data, media):
-        digest = hashlib.sha256(data).hexdigest()
-        blobs[digest] = data
-        return {"mediaType": media, "digest": "sha256:" + digest, "size": len(data)}
-
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
-        for entry in sorted(os.listdir(rootfs)):
-            t.add(os.path.join(rootfs, entry), arcname=entry)
-    layer = add(buf.getvalue(), "application/vnd.oci.image.layer.v1.tar")
-    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
-    config = {"architecture": arch, "os": "linux",
-              "config": {"Cmd": list(cmd), "Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]},
-              "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}}
-    config_desc = add(json.dumps(config).encode(), "application/vnd.oci.image.config.v1+json")
-    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": config_desc, "layers": [layer]}
-    desc = add(json.dumps(manifest).encode(), "application/vnd.oci.image.manifest.v1+json")
-    desc["annotations"] = {"io.containerd.image.name": name,
-                           "org.opencontainers.image.ref.name": name.rpartition(":")[2]}
-    desc["platform"] = {"architecture": arch, "os": "linux"}
-    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-             "manifests": [desc]}
-
-    def put(t, path, data):
-        info = tarfile.TarInfo(path)
-        info.size = len(data)
-        info.mode = 0o644
-        t.addfile(info, io.BytesIO(data))
-    with tarfile.open(out, "w") as t:
-        put(t, "oci-layout", b'{"imageLayoutVersion": "1.0.0"}')
-        put(t, "index.json", json.dumps(index).encode())
-        for digest, data in blobs.items():
-            put(t, f"blobs/sha256/{digest}", data)
 
 
 class Containerd:

@@ -11,124 +11,42 @@ Each runtime is called through a logging launcher (sandbox.logging_launcher): th
 docker makes are kept next to the daemon and docs/CLIENTS.md shows them.
 """
 import os
-import shutil
-import subprocess
-import tarfile
 import time
 import uuid
 
 import pytest
 
-from integration import itlib, sandbox
-from integration.test_clients import (_busybox_rootfs, _new_base, _remove_base,
-                                      _runtime_names, _unavailable, run_in_pty)
+from integration import clientlib, sandbox
+from integration.clientlib import DOCKER, DOCKERD, WAITER, Docker, Unavailable
+from integration.test_clients import (_busybox_rootfs, _new_base, _ok, _runtime_names,
+                                      _unavailable, run_in_pty)
 
-DOCKERD = "/usr/sbin/dockerd"
-DOCKER = "/usr/bin/docker"  # 20.10's client: /usr/local/bin/docker may be another version
 IMAGE = "pyrunc-it-busybox"
-TIMEOUT = 60
-
-
-class Docker:
-    def __init__(self, base, box):
-        self.base, self.box = base, box
-        self.cgroup_parent = f"pyrunc-it-docker-{uuid.uuid4().hex[:8]}"
-        self.captured = os.path.join(base, "captured")
-        os.makedirs(self.captured)
-        self.runtimes = {}
-        for name in _runtime_names():
-            argv = itlib.runtime_command(name)
-            if argv is None:
-                _unavailable(f"runtime {name} is not installed")
-            self.runtimes[name] = sandbox.logging_launcher(
-                os.path.join(base, f"runtime-{name}"), os.path.abspath(argv[0]),
-                os.path.join(base, f"calls-{name}.txt"), self.captured)
-        with open(os.path.join(base, "daemon.json"), "w") as f:
-            f.write("{}\n")  # not the host's /etc/docker/daemon.json
-        self.sock = os.path.join(base, "docker.sock")
-        self.argv = [DOCKER, "-H", f"unix://{self.sock}"]
-        self.state_root = os.path.join(base, "exec", "runtime-runc", "moby")
-
-    def start(self):
-        argv = [DOCKERD, "--config-file", os.path.join(self.base, "daemon.json"),
-                "--data-root", os.path.join(self.base, "data"),
-                "--exec-root", os.path.join(self.base, "exec"),
-                "--pidfile", os.path.join(self.base, "docker.pid"),
-                "-H", f"unix://{self.sock}", "--storage-driver", "vfs",
-                "--exec-opt", "native.cgroupdriver=cgroupfs",
-                "--cgroup-parent", "/" + self.cgroup_parent, "--log-level", "warn"]
-        for name, launcher in self.runtimes.items():
-            argv += ["--add-runtime", f"it-{name}={launcher}"]
-        self.log = open(os.path.join(self.base, "dockerd.log"), "w")
-        self.daemon = self.box.popen(argv, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while self("version").returncode != 0:
-            if self.daemon.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"dockerd did not start: {self.tail()}")
-            time.sleep(0.2)
-
-    def tail(self):
-        with open(os.path.join(self.base, "dockerd.log")) as f:
-            return f.read()[-3000:]
-
-    def __call__(self, *args, timeout=TIMEOUT, **kw):
-        return self.box.run([*self.argv, *args], timeout=timeout, **kw)
-
-    def stop(self):
-        self.daemon.terminate()
-        try:
-            self.daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.daemon.kill()
-            self.daemon.wait(timeout=10)
-        self.log.close()
-
-
-def _ok(proc):
-    assert proc.returncode == 0, (f"{proc.args} exited {proc.returncode}\n"
-                                  f"stdout: {proc.stdout}\nstderr: {proc.stderr}")
-    return proc
 
 
 @pytest.fixture(scope="module")
 def docker():
     if os.geteuid() != 0:
         _unavailable("the docker tests need root")
-    for tool in (DOCKERD, DOCKER, "unshare", "nsenter"):
-        if shutil.which(tool) is None:
-            _unavailable(f"{tool} is not installed (apt-get install docker.io util-linux)")
+    try:
+        clientlib.require(DOCKERD, DOCKER, "unshare", "nsenter",
+                          hint="apt-get install docker.io util-linux")
+        runtimes = clientlib.runtime_paths(_runtime_names())
+    except Unavailable as e:
+        _unavailable(str(e))
     base = _new_base("pyrunc-docker-")
     box = sandbox.Sandbox()
-    d = Docker(base, box)
+    d = Docker(base, box, runtimes)
     problems = []
     try:
         d.start()
-        rootfs = _busybox_rootfs(base)
-        www = os.path.join(rootfs, "www")
-        os.makedirs(www, exist_ok=True)
-        with open(os.path.join(www, "index.html"), "w") as f:
-            f.write("hello from busybox httpd\n")
-        importer = subprocess.Popen(box.argv(*d.argv, "import", "-", IMAGE),
-                                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
-        with tarfile.open(fileobj=importer.stdin, mode="w|") as t:
-            for entry in sorted(os.listdir(rootfs)):
-                t.add(os.path.join(rootfs, entry), arcname=entry)
-        importer.stdin.close()
-        assert importer.wait(timeout=TIMEOUT) == 0, "docker import failed"
+        d.import_image(_busybox_rootfs(base, "hello from busybox httpd\n"), IMAGE)
         yield d
     finally:
-        ids = d("ps", "-aq").stdout.split() if hasattr(d, "daemon") else []
-        if ids:
-            d("rm", "-f", *ids)
         if hasattr(d, "daemon"):
+            d.clear()
             d.stop()
-        left = box.close()
-        if left:
-            problems.append(f"processes left in the sandbox: {left}")
-        problems += sandbox.remove_cgroups(d.cgroup_parent)
-        left_mounts = _remove_base(base)
-        if left_mounts:
-            problems.append(f"mounts left: {left_mounts}")
+        problems += clientlib.close_sandbox(box, base, d.cgroup_parent)
     if problems:
         pytest.fail("; ".join(problems), pytrace=False)
 
@@ -137,19 +55,10 @@ def docker():
 def rt(request, docker):
     """(docker, --runtime value); at teardown no container is left, nor runtime state."""
     yield docker, f"it-{request.param}"
-    ids = docker("ps", "-aq").stdout.split()
-    if ids:
-        docker("rm", "-f", *ids)
-    deadline = time.monotonic() + 10
-    while _state_left(docker.state_root) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    ids = docker.clear()
+    left = clientlib.wait_empty(docker.state_root)
     assert not ids, f"containers left: {ids}"
-    assert not _state_left(docker.state_root), "runtime state left"
-
-
-def _state_left(root):
-    return sorted(n for n in os.listdir(root) if not n.startswith(".")) if os.path.isdir(root) \
-        else []
+    assert not left, f"runtime state left: {left}"
 
 
 def _name():
@@ -159,10 +68,6 @@ def _name():
 def _cgroup_file(docker, cid, controller, name):
     with open(f"/sys/fs/cgroup/{controller}/{docker.cgroup_parent}/{cid}/{name}") as f:
         return f.read().strip()
-
-
-# a PID 1 that stops at once on SIGTERM (busybox sleep as PID 1 would ignore it)
-WAITER = ("sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.1; done")
 
 
 def test_docker_run_rm(rt):

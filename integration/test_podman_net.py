@@ -9,80 +9,36 @@ The namespace file podman hands the runtime is a bind mount under /run/netns (ne
 before NS_GET_NSTYPE, pyrunc refused it as "not a namespace".
 """
 import os
-import shutil
-import tarfile
 import time
 import uuid
 
 import pytest
 
-from integration import itlib, sandbox
-from integration.test_clients import (IMAGE, Podman, _busybox_rootfs, _new_base, _ok,
-                                      _remove_base, _runtime_names, _unavailable)
-
-
-class NetPodman(Podman):
-    """test_clients' podman, with netavark and calls through a logging launcher."""
-
-    def __init__(self, base, box):
-        super().__init__(base)
-        self.box = box
-        self.cgroup_parent = f"pyrunc-it-podman-{uuid.uuid4().hex[:8]}"
-        with open(self.env["CONTAINERS_CONF"], "w") as f:
-            f.write('[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
-                    f'tmp_dir = "{base}/tmp"\n[network]\nnetwork_backend = "netavark"\n'
-                    f'network_config_dir = "{base}/net"\n')
-        self.captured = os.path.join(base, "captured")
-        os.makedirs(self.captured)
-
-    def runtime_path(self, runtime):
-        name, path = runtime
-        launcher = os.path.join(self.base, f"runtime-{name}")
-        if not os.path.exists(launcher):
-            sandbox.logging_launcher(launcher, path, os.path.join(self.base, f"calls-{name}.txt"),
-                                     self.captured, f"--root {self.state_root(name)}")
-        return launcher
-
-    def __call__(self, runtime, *args, timeout=60, **kw):
-        return self.box.run(self.command(runtime, *args), timeout=timeout, env=self.env, **kw)
-
-    def run_args(self, network, *args):
-        return ("run", "--network", network, "--cgroup-parent", "/" + self.cgroup_parent,
-                *self.ulimits, *args)
+from integration import clientlib, itlib, sandbox
+from integration.clientlib import NetPodman, Unavailable
+from integration.test_clients import (IMAGE, _busybox_rootfs, _new_base, _ok, _runtime_names,
+                                      _unavailable)
 
 
 @pytest.fixture(scope="module")
 def podman():
     if os.geteuid() != 0:
         _unavailable("the podman network tests need root")
-    for tool in ("podman", "conmon", "netavark", "unshare", "nsenter"):
-        if shutil.which(tool) is None and not os.path.exists(f"/usr/lib/podman/{tool}"):
-            _unavailable(f"{tool} is not installed (apt-get install podman netavark)")
+    try:
+        clientlib.require("podman", "conmon", "netavark", "unshare", "nsenter",
+                          hint="apt-get install podman netavark")
+    except Unavailable as e:
+        _unavailable(str(e))
     base = _new_base("pyrunc-podman-net-")
     box = sandbox.Sandbox()
     p = NetPodman(base, box)
     problems = []
     try:
-        rootfs = _busybox_rootfs(base)
-        os.makedirs(os.path.join(rootfs, "www"), exist_ok=True)
-        with open(os.path.join(rootfs, "www", "index.html"), "w") as f:
-            f.write("hello from busybox httpd\n")
-        layer = os.path.join(base, "rootfs.tar")
-        with tarfile.open(layer, "w") as t:
-            for entry in sorted(os.listdir(rootfs)):
-                t.add(os.path.join(rootfs, entry), arcname=entry)
-        _ok(box.run([*p.argv, "import", layer, IMAGE], env=p.env))
+        p.import_image(_busybox_rootfs(base, "hello from busybox httpd\n"), IMAGE)
         yield p
     finally:
-        box.run([*p.argv, "rm", "--all", "--force", "--time", "0"], env=p.env)
-        box.run([*p.argv, "rmi", "--all", "--force"], env=p.env)
-        left = box.close()
-        if left:
-            problems.append(f"processes left in the sandbox: {left}")
-        problems += sandbox.remove_cgroups(p.cgroup_parent)
-        mounts = _remove_base(base)
-        if mounts:
-            problems.append(f"mounts left: {mounts}")
+        p.clear()
+        problems += clientlib.close_sandbox(box, base, p.cgroup_parent)
     if problems:
         pytest.fail("; ".join(problems), pytrace=False)
 
@@ -100,14 +56,9 @@ def rt(request, podman):
     if ids:
         podman(runtime, "rm", "--force", "--time", "0", *ids)
     podman(runtime, "network", "rm", "--force", net)
-    root = podman.state_root(request.param)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and os.path.isdir(root) and \
-            [n for n in os.listdir(root) if not n.startswith(".")]:
-        time.sleep(0.1)
+    left = clientlib.wait_empty(podman.state_root(request.param))
     assert not ids, f"containers left: {ids}"
-    assert not os.path.isdir(root) or not [n for n in os.listdir(root)
-                                           if not n.startswith(".")], "runtime state left"
+    assert not left, f"runtime state left: {left}"
 
 
 def _address(podman, runtime, name):

@@ -6,6 +6,7 @@ import pytest
 
 from pyrunc.errors import PyruncError
 from pyrunc.linux import cgroups
+from pyrunc.spec.model import load_resources
 
 
 def hybrid(tmp_path):
@@ -229,12 +230,21 @@ def test_v2_conversions(tmp_path):
 
 def test_bad_values_name_their_json_path(tmp_path):
     cg = cgroups.plan("/c1", "c1", hybrid(tmp_path))
+    # types: the model's (config.json and `update -r` both load through it)
     for resources, path in (({"memory": {"limit": "1G"}}, "linux.resources.memory.limit"),
                             ({"pids": {"limit": True}}, "linux.resources.pids.limit"),
                             ({"devices": [{"allow": "yes"}]}, "linux.resources.devices[0].allow"),
-                            ({"devices": [{"allow": True, "access": "rx"}]},
+                            ({"blockIO": {"throttleReadBpsDevice": [{"major": 8, "minor": 0}]}},
+                             "linux.resources.blockIO.throttleReadBpsDevice[0]"),
+                            ({"unified": {"memory.max": 5}}, "linux.resources.unified.memory.max")):
+        with pytest.raises(PyruncError) as e:
+            load_resources(resources)
+        assert e.value.path.startswith(path), (e.value.path, path)
+    # what the schema cannot say: cgroups' own checks
+    for resources, path in (({"devices": [{"allow": True, "access": "rx"}]},
                              "linux.resources.devices[0].access"),
                             ({"unified": {"../x": "1"}}, "linux.resources.unified.../x")):
+        load_resources(resources)
         with pytest.raises(PyruncError) as e:
             cgroups.set_resources(cg, resources, [], dry=True)
         assert e.value.path == path and e.value.step == "cgroups"

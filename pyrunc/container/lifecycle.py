@@ -414,7 +414,7 @@ def drive(channel, ctx, c1, init_pid, config, until):
             channel.send("fifo_done", fds=(ctx.fifo_fd,))
         elif kind == "hooks":
             from pyrunc.linux import hooks
-            state = dict(ctx.state, status="creating", pid=init_pid)
+            state = dict(ctx.state, status="created", pid=init_pid)  # steps 3-5: after step 2
             if not prestart_at_start(config.ociVersion):
                 hooks.run_hooks("prestart", config.hooks.prestart, state)
             hooks.run_hooks("createRuntime", config.hooks.createRuntime, state)

@@ -95,7 +95,7 @@ def step_runtime_hooks(ctx):
 
 def step_create_container_hooks(ctx):
     hooks.run_hooks("createContainer", ctx.config.hooks.createContainer,
-                    ctx.hook_state("creating"), env=ctx.process.env or [])
+                    ctx.hook_state("created"), env=ctx.process.env or [])
 
 
 def step_pivot_root(ctx):

@@ -242,17 +242,18 @@ def with_device_rules(resources):
     deny-all even when the config has none, as runc's do (an update leaves them alone)."""
     if resources is None:
         return {"devices": []}
-    if isinstance(resources, dict) and resources.get("devices") is None:
+    if resources.get("devices") is None:
         return dict(resources, devices=[])
     return resources
 
 
 def set_resources(cg, resources, warnings, dry=False):
-    """Write linux.resources; v1 or v2 files by where each controller lives."""
+    """Write linux.resources; v1 or v2 files by where each controller lives. Types are
+    spec.model's (RESOURCES, for config.json and `update -r` alike): checked here only
+    what the schema cannot say (ranges, letters, names, what the host has)."""
     cg.dry = dry
     if not resources:
         return
-    _check_object(resources, "linux.resources")
     for name, value in resources.items():
         where = f"linux.resources.{name}"
         setter = SETTERS.get(name)
@@ -266,7 +267,6 @@ def set_resources(cg, resources, warnings, dry=False):
 def _memory(cg, mem, where, warnings):
     """runc's rules (libcontainer/cgroups/fs/memory.go, fs2/memory.go): 0 is unset, -1 is
     unlimited; memory -1 with swap unset makes swap unlimited too; swappiness -1 is unset."""
-    _check_object(mem, where)
     key = cg.layout.controller_key("memory")
     if key is None:
         return _missing(where, "memory", warnings)
@@ -274,11 +274,9 @@ def _memory(cg, mem, where, warnings):
     values = {}
     for field in ("limit", "reservation", "swap", "swappiness"):
         if mem.get(field) is not None:
-            values[field] = _int(mem[field], f"{where}.{field}")
+            values[field] = mem[field]
     limit, swap = values.get("limit", 0), values.get("swap", 0)
     oom = mem.get("disableOOMKiller")
-    if oom is not None and oom is not True and oom is not False:
-        _fail(f"{where}.disableOOMKiller", "expected a boolean")
     if key == UNIFIED:
         _memory_v2(cg, d, values, limit, swap, where, warnings)
     else:
@@ -312,7 +310,6 @@ def _memory(cg, mem, where, warnings):
         if value is None:
             continue
         path = f"{where}.{field}"
-        value = _int(value, path)
         if key != UNIFIED and paths.exists(paths.join(cg.layout.mounts[key], name)):
             cg.write(paths.join(d, name), "-1" if value < 0 else str(value), path)
         else:
@@ -352,11 +349,10 @@ def _v2_num(value):
 
 def _pids(cg, pids, where, warnings):
     """0 is unset (runc); -1 (v1: any negative) is "max"."""
-    _check_object(pids, where)
     key = cg.layout.controller_key("pids")
     if key is None:
         return _missing(where, "pids", warnings)
-    limit = _int(pids.get("limit", 0), f"{where}.limit")
+    limit = pids.get("limit") or 0
     if limit:
         text = str(limit) if limit > 0 else _v2_num(limit) if key == UNIFIED else "max"
         cg.write(paths.join(cg.dirs[key], "pids.max"), text, f"{where}.limit")
@@ -366,18 +362,15 @@ def _cpu(cg, cpu, where, warnings):
     """runc's rules (fs/cpu.go, fs2/cpu.go): a zero share, quota, period or realtime value
     is unset, as is an empty cpus or mems; v2 takes shares as a weight and a quota without
     a period over 100000 us."""
-    _check_object(cpu, where)
     cpus, mems = cpu.get("cpus"), cpu.get("mems")
     if cpus or mems:
         key = cg.layout.controller_key("cpuset")
         if key is None:
             _missing(where + ".cpus", "cpuset", warnings)
         for field, value in (("cpus", cpus), ("mems", mems)):
-            if value is not None and not isinstance(value, str):
-                _fail(f"{where}.{field}", "expected a string")
             if value and key is not None:
                 cg.write(paths.join(cg.dirs[key], f"cpuset.{field}"), value, f"{where}.{field}")
-    values = {f: _int(cpu[f], f"{where}.{f}") for f in (
+    values = {f: cpu[f] for f in (
         "shares", "quota", "period", "burst", "realtimeRuntime", "realtimePeriod", "idle")
         if cpu.get(f) is not None}
     set_ = {f: v for f, v in values.items() if v or f == "idle"}  # cpu.idle 0 is a value
@@ -440,12 +433,11 @@ def _cpu_v1(cg, d, values, where):
 def _block_io(cg, bio, where, warnings):
     """A zero weight is unset (runc: docker sends `weight: 0` on every run). v2 writes
     io.bfq.weight where BFQ is there, else io.weight on its own scale."""
-    _check_object(bio, where)
     key = cg.layout.controller_key("blkio") or cg.layout.controller_key("io")
     if key is None:
         return _missing(where, "blkio", warnings)
     d = cg.dirs[key]
-    weight = _int(bio["weight"], f"{where}.weight") if bio.get("weight") is not None else 0
+    weight = bio.get("weight") or 0
     if key == UNIFIED:
         if weight:
             if paths.exists(paths.join(d, "io.bfq.weight")):
@@ -458,8 +450,7 @@ def _block_io(cg, bio, where, warnings):
                             ("throttleWriteIOPSDevice", "wiops")):
             for i, dev in enumerate(bio.get(field) or ()):
                 path = f"{where}.{field}[{i}]"
-                cg.write(paths.join(d, "io.max"), f"{_dev(dev, path)} {name}="
-                       f"{_int(dev.get('rate'), path + '.rate')}", path)
+                cg.write(paths.join(d, "io.max"), f"{_dev(dev)} {name}={dev['rate']}", path)
         return
     if weight:
         cg.write(paths.join(d, _existing(d, "blkio.weight", "blkio.bfq.weight")),
@@ -470,8 +461,7 @@ def _block_io(cg, bio, where, warnings):
                         ("throttleWriteIOPSDevice", "blkio.throttle.write_iops_device")):
         for i, dev in enumerate(bio.get(field) or ()):
             path = f"{where}.{field}[{i}]"
-            cg.write(paths.join(d, name),
-                   f"{_dev(dev, path)} {_int(dev.get('rate'), path + '.rate')}", path)
+            cg.write(paths.join(d, name), f"{_dev(dev)} {dev['rate']}", path)
     for field in ("leafWeight", "weightDevice"):
         if bio.get(field):
             warnings.append(f"{where}.{field}: not applied")
@@ -483,32 +473,30 @@ def _hugepages(cg, limits, where, warnings):
         return _missing(where, "hugetlb", warnings)
     for i, h in enumerate(limits):
         path = f"{where}[{i}]"
-        _check_object(h, path)
         size = names.check_hugepage_size(h.get("pageSize"), f"{path}.pageSize")
         if size not in host_hugepage_sizes():
             _fail(f"{path}.pageSize", f"{size} pages are not supported by this host "
                   f"({', '.join(host_hugepage_sizes()) or 'none'})")
-        limit = _int(h.get("limit"), f"{path}.limit")
+        limit = h["limit"]
         name = f"hugetlb.{size}.limit_in_bytes" if key != UNIFIED else f"hugetlb.{size}.max"
         cg.write(paths.join(cg.dirs[key], name), str(limit), f"{path}.limit")
 
 
 def _network(cg, net, where, warnings):
-    _check_object(net, where)
     if net.get("classID"):  # 0 is unset (runc)
         key = cg.layout.controller_key("net_cls")
         if key is None or key == UNIFIED:
             _missing(where + ".classID", "net_cls", warnings)
         else:
             cg.write(paths.join(cg.dirs[key], "net_cls.classid"),
-                   str(_int(net["classID"], f"{where}.classID")), f"{where}.classID")
+                     str(net["classID"]), f"{where}.classID")
     for i, p in enumerate(net.get("priorities") or ()):
         key = cg.layout.controller_key("net_prio")
         path = f"{where}.priorities[{i}]"
         if key is None or key == UNIFIED:
             return _missing(path, "net_prio", warnings)
         cg.write(paths.join(cg.dirs[key], "net_prio.ifpriomap"),
-               f"{p.get('name')} {_int(p.get('priority'), path + '.priority')}", path)
+                 f"{p['name']} {p['priority']}", path)
 
 
 def _devices(cg, rules, where, warnings):
@@ -521,34 +509,27 @@ def _devices(cg, rules, where, warnings):
     cg.write(paths.join(d, "devices.deny"), "a", where)
     for i, rule in enumerate(rules):
         path = f"{where}[{i}]"
-        _check_object(rule, path)
-        allow = rule.get("allow")
-        if allow is not True and allow is not False:
-            _fail(f"{path}.allow", "expected a boolean")
+        allow = rule["allow"]
         kind = rule.get("type", "a")
         if kind not in ("a", "c", "b"):
             _fail(f"{path}.type", f"{kind!r} is not one of a, c, b")
         access = rule.get("access", "rwm")
-        if not isinstance(access, str) or not access or set(access) - set("rwm"):
+        if not access or set(access) - set("rwm"):
             _fail(f"{path}.access", "expected letters of rwm")
         major, minor = rule.get("major"), rule.get("minor")
         text = "a" if kind == "a" and major is None and minor is None else (
-            f"{'a' if kind == 'a' else kind} {_num_or_star(major, path + '.major')}:"
-            f"{_num_or_star(minor, path + '.minor')} {access}")
+            f"{'a' if kind == 'a' else kind} {_num_or_star(major)}:{_num_or_star(minor)} {access}")
         cg.write(paths.join(d, "devices.allow" if allow else "devices.deny"), text, path)
     for text in DEFAULT_DEVICE_RULES:
         cg.write(paths.join(d, "devices.allow"), text, where)
 
 
 def _unified(cg, files, where, warnings):
-    _check_object(files, where)
     if UNIFIED not in cg.dirs:
         return _missing(where, "a cgroup v2 tree", warnings)
     for name, value in files.items():
         path = f"{where}.{name}"
         names.check_name(name, path, "cgroups")
-        if not isinstance(value, str):
-            _fail(path, "expected a string")
         cg.write(paths.join(cg.dirs[UNIFIED], name), value, path)
 
 
@@ -708,21 +689,9 @@ def _fail(path, message):
     raise PyruncError(message, path=path, step="cgroups")
 
 
-def _check_object(value, path):
-    if not isinstance(value, dict):
-        _fail(path, "expected an object")
+def _num_or_star(value):
+    return "*" if value is None or value == -1 else str(value)
 
 
-def _int(value, path):
-    if not isinstance(value, int) or isinstance(value, bool):
-        _fail(path, "expected an integer")
-    return value
-
-
-def _num_or_star(value, path):
-    return "*" if value is None or value == -1 else str(_int(value, path))
-
-
-def _dev(dev, path):
-    _check_object(dev, path)
-    return f"{_int(dev.get('major'), path + '.major')}:{_int(dev.get('minor'), path + '.minor')}"
+def _dev(dev):
+    return f"{dev['major']}:{dev['minor']}"
