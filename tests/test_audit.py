@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from pyrunc.errors import PyruncError
-from pyrunc.linux import seccomp
+from pyrunc.linux import seccomp, seccomp_compile
 from pyrunc.spec import load_config
 from pyrunc.teach import audit, bpf
 from pyrunc.teach import claims as judging
@@ -20,7 +20,7 @@ from tests.test_verify import CONFIG, HOST
 def compiled(config):
     """The config's filter as libseccomp compiles it for create: [(code, jt, jf, k)]."""
     model, _ = load_config(copy.deepcopy(config))
-    raw, _ = seccomp._export(seccomp.check_section(model.linux.seccomp), "bpf")
+    raw, _ = seccomp_compile.export(seccomp.check_section(model.linux.seccomp), "bpf")
     return [struct.unpack_from("<HBBI", raw, i) for i in range(0, len(raw), 8)]
 
 

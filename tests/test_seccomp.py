@@ -17,6 +17,7 @@ import pytest
 from pyrunc import syscalls
 from pyrunc.errors import PyruncError
 from pyrunc.linux import seccomp as sc
+from pyrunc.linux import seccomp_cache, seccomp_compile, seccomp_notify
 from pyrunc.spec.model import SECCOMP, Loader
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -351,7 +352,7 @@ def test_cache_hit_returns_the_same_bytes_without_libseccomp(tmp_path, monkeypat
     cold, _ = prepare(ARTICLE, cache_dir=str(tmp_path))
     entries = os.listdir(tmp_path)
     assert len(entries) == 1 and len(entries[0]) == 64
-    monkeypatch.setattr(sc, "_libseccomp", no_libseccomp)
+    monkeypatch.setattr(seccomp_compile, "_libseccomp", no_libseccomp)
     warm, warnings = prepare(ARTICLE, cache_dir=str(tmp_path))
     assert warm.bpf == cold.bpf and warnings == []
     # another section misses the cache and needs libseccomp
@@ -359,7 +360,8 @@ def test_cache_hit_returns_the_same_bytes_without_libseccomp(tmp_path, monkeypat
     with pytest.raises(AssertionError):
         prepare(other, cache_dir=str(tmp_path))
     # so does another libseccomp build
-    monkeypatch.setattr(sc, "_library_identity", lambda: "/usr/lib/libseccomp.so.2.6.0:1:2")
+    monkeypatch.setattr(seccomp_cache, "_library_identity",
+                        lambda: "/usr/lib/libseccomp.so.2.6.0:1:2")
     with pytest.raises(AssertionError):
         prepare(ARTICLE, cache_dir=str(tmp_path))
 
@@ -368,7 +370,7 @@ def test_cache_hit_repeats_the_warnings_and_strict_errors(tmp_path, monkeypatch)
     data = {"defaultAction": "SCMP_ACT_ERRNO",
             "syscalls": [rule(["read", "no_such_call"], "SCMP_ACT_ALLOW")]}
     cold, cold_warnings = prepare(data, cache_dir=str(tmp_path))
-    monkeypatch.setattr(sc, "_libseccomp", no_libseccomp)
+    monkeypatch.setattr(seccomp_compile, "_libseccomp", no_libseccomp)
     warm, warm_warnings = prepare(data, cache_dir=str(tmp_path))
     assert warm.bpf == cold.bpf
     assert warm_warnings == cold_warnings == [
@@ -387,7 +389,7 @@ def test_damaged_cache_entry_is_recompiled(tmp_path):
 
 
 def test_cache_keeps_a_bounded_number_of_entries(tmp_path, monkeypatch):
-    monkeypatch.setattr(sc, "CACHE_MAX_ENTRIES", 2)
+    monkeypatch.setattr(seccomp_cache, "CACHE_MAX_ENTRIES", 2)
     for errno_ret in (1, 2, 3):
         prepare(dict(SOCKET_ONLY_INET, defaultAction="SCMP_ACT_ERRNO",
                      defaultErrnoRet=errno_ret), cache_dir=str(tmp_path))
@@ -403,8 +405,8 @@ def test_unwritable_cache_is_a_warning(tmp_path):
 
 
 def test_library_identity_names_the_loaded_version():
-    identity = sc._library_identity()
-    assert identity.split(":")[0].endswith(f"libseccomp.so.{sc._version()}")
+    identity = seccomp_cache._library_identity()
+    assert identity.split(":")[0].endswith(f"libseccomp.so.{seccomp_compile.version()}")
 
 
 def test_warm_start_imports_neither_the_binding_nor_ctypes(tmp_path):
@@ -560,7 +562,7 @@ def test_send_listener_sends_the_process_state_and_the_fd(tmp_path):
         server.bind(path)
         server.listen(1)
         r, w = os.pipe()
-        sc.send_listener(path, w, STATE, "meta")
+        seccomp_notify.send_listener(path, w, STATE, "meta")
         conn, _ = server.accept()
         with conn:
             payload, fds, _, _ = socket.recv_fds(conn, 65536, 4)
@@ -584,7 +586,7 @@ def test_send_listener_sends_the_rest_after_a_short_first_sendmsg(tmp_path, monk
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
         server.bind(path)
         server.listen(1)
-        sc.send_listener(path, 0, STATE, None)
+        seccomp_notify.send_listener(path, 0, STATE, None)
         conn, _ = server.accept()
         with conn:
             first, fds, _, _ = socket.recv_fds(conn, 10, 1)
@@ -596,7 +598,7 @@ def test_send_listener_sends_the_rest_after_a_short_first_sendmsg(tmp_path, monk
 
 def test_send_listener_failure_is_an_error(tmp_path):
     with pytest.raises(PyruncError) as info:
-        sc.send_listener(str(tmp_path / "nobody"), 0, STATE, None)
+        seccomp_notify.send_listener(str(tmp_path / "nobody"), 0, STATE, None)
     assert info.value.path == "linux.seccomp.listenerPath"
     assert "No such file" in info.value.message
 
@@ -696,7 +698,7 @@ def test_notify_listener_reaches_an_agent_that_answers(tmp_path):
 
     def probe(fd):
         kind = os.readlink(f"/proc/self/fd/{fd}")
-        sc.send_listener(filt.listener_path, fd, dict(STATE, pid=os.getpid()),
+        seccomp_notify.send_listener(filt.listener_path, fd, dict(STATE, pid=os.getpid()),
                          filt.listener_metadata)
         return {"kind": kind, "acct": errno_of(lambda: syscalls.syscall(SYS_acct, 0,
                                                                         what="acct"))}

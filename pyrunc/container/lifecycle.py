@@ -397,12 +397,12 @@ def drive(channel, ctx, c1, init_pid, config, until):
             netdev.move_devices(config.linux.netDevices, c1 or init_pid)
             channel.send("net_devices_done")
         elif kind == "seccomp_listener":
-            from pyrunc.linux import seccomp
+            from pyrunc.linux import seccomp_notify
             filt = ctx.seccomp
             try:
-                seccomp.send_listener(filt.listener_path, msg["fds"][0],
-                                      dict(ctx.state, status="creating", pid=init_pid),
-                                      filt.listener_metadata)
+                seccomp_notify.send_listener(filt.listener_path, msg["fds"][0],
+                                             dict(ctx.state, status="creating", pid=init_pid),
+                                             filt.listener_metadata)
             finally:
                 posix.close(msg["fds"][0])
             channel.send("seccomp_listener_done")

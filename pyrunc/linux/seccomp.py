@@ -1,9 +1,10 @@
 """linux.seccomp: compiled to BPF in the parent, loaded in the init just before execve.
 
     prepare(seccomp, warnings, strict, cache_dir)  parent, before any fork: validate, compile
-                                                    with libseccomp (cffi), return a Filter
+                                                    (seccomp_compile.py, through the cache in
+                                                    seccomp_cache.py), return a Filter
     load(filt)                                      init: seccomp(SECCOMP_SET_MODE_FILTER)
-    send_listener(path, fd, state, metadata)        runtime: SCMP_ACT_NOTIFY fd to the agent
+    seccomp_notify.send_listener(...)               runtime: SCMP_ACT_NOTIFY fd to the agent
     export_pfc / summarize / analyze                `pyrunc seccomp show`, `pyrunc check`
 
 The spec maps onto libseccomp as runc (libcontainer/seccomp) and crun do it:
@@ -19,18 +20,15 @@ The spec maps onto libseccomp as runc (libcontainer/seccomp) and crun do it:
 libseccomp 2.5.4, observed: for one syscall, a rule without conditions wins over every rule
 with conditions whatever the order, and of two rules without conditions the first stays.
 
-Only the parent's compile path imports the cffi binding and opens libseccomp; a warm cache
-hit and the init need neither.
+Only the parent's compile path imports seccomp_compile (the cffi binding, libseccomp); a
+warm cache hit and the init need neither, and the init imports this module alone.
 """
 import errno
-import posix
 
-from pyrunc import fastjson, paths, syscalls
+from pyrunc import syscalls
 from pyrunc.errors import PyruncError
 
 STEP = "seccomp"
-CACHE_FORMAT = 1        # bump when the compiled output or the cache entry layout changes
-CACHE_MAX_ENTRIES = 64
 
 # seccomp(2) flags, linux/seccomp.h
 FLAG_TSYNC = 1
@@ -83,9 +81,6 @@ OPERATORS = {
 }
 _OP_TEXT = {code: text for code, text in OPERATORS.values()}
 _MASKED_EQ = 7
-_NR_SCMP_ERROR = -1             # seccomp_syscall_resolve_name: unknown name
-_SCMP_FLTATR_CTL_OPTIMIZE = 8
-_BINARY_TREE_AFTER = 32
 
 # After loading the filter the init hands the listener fd to the runtime (sendmsg) and runc
 # refuses NOTIFY on write for the same reason: a notified hand-off blocks forever, since the
@@ -174,24 +169,24 @@ class _Section:
         return any(r.action == ACT_NOTIFY for r in self.rules)
 
 
-def _error(message, path):
+def error(message, path):
     return PyruncError(message, path=path, step=STEP)
 
 
 def _action(name, errno_ret, path, errno_path):
     value = ACTIONS.get(name)
     if value is None:
-        raise _error(f"unknown action {name!r} (known: {', '.join(ACTIONS)})", path)
+        raise error(f"unknown action {name!r} (known: {', '.join(ACTIONS)})", path)
     limit = ERRNO_RET_MAX.get(name)
     if limit is None:
         if errno_ret is not None:
-            raise _error(f"errnoRet only applies to SCMP_ACT_ERRNO and SCMP_ACT_TRACE, "
+            raise error(f"errnoRet only applies to SCMP_ACT_ERRNO and SCMP_ACT_TRACE, "
                          f"not {name}", errno_path)
         return value
     if errno_ret is None:
         return value | errno.EPERM
     if errno_ret > limit:
-        raise _error(f"{errno_ret} is above {limit}, the largest value {name} can return",
+        raise error(f"{errno_ret} is above {limit}, the largest value {name} can return",
                      errno_path)
     return value | errno_ret
 
@@ -203,7 +198,7 @@ def _groups(node):
     for arg in node.args:
         op = OPERATORS.get(arg.op)
         if op is None:
-            raise _error(f"unknown operator {arg.op!r} (known: {', '.join(OPERATORS)})",
+            raise error(f"unknown operator {arg.op!r} (known: {', '.join(OPERATORS)})",
                          f"{arg._path}.op")
         repeated |= arg.index in seen
         seen.add(arg.index)
@@ -217,29 +212,29 @@ def check_section(seccomp):
     default = _action(seccomp.defaultAction, seccomp.defaultErrnoRet,
                       f"{p}.defaultAction", f"{p}.defaultErrnoRet")
     if default == ACT_NOTIFY:
-        raise _error("SCMP_ACT_NOTIFY cannot be the default action: the init's own calls "
+        raise error("SCMP_ACT_NOTIFY cannot be the default action: the init's own calls "
                      "after loading the filter would wait for an agent that has no fd yet",
                      f"{p}.defaultAction")
     flags = 0
     for i, name in enumerate(seccomp.flags or ()):
         if name not in FLAGS:
-            raise _error(f"unknown flag {name!r} (known: {', '.join(FLAGS)})", f"{p}.flags[{i}]")
+            raise error(f"unknown flag {name!r} (known: {', '.join(FLAGS)})", f"{p}.flags[{i}]")
         flags |= FLAGS[name]
     if seccomp.listenerMetadata is not None and seccomp.listenerPath is None:
-        raise _error("listenerMetadata needs listenerPath", f"{p}.listenerMetadata")
+        raise error("listenerMetadata needs listenerPath", f"{p}.listenerMetadata")
     rules = []
     for i, node in enumerate(seccomp.syscalls or ()):
         action = _action(node.action, node.errnoRet, f"{node._path}.action",
                          f"{node._path}.errnoRet")
         if not node.names:
-            raise _error("needs at least one syscall name", f"{node._path}.names")
+            raise error("needs at least one syscall name", f"{node._path}.names")
         if action == ACT_NOTIFY:
             if seccomp.listenerPath is None:
-                raise _error("SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath",
+                raise error("SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath",
                              f"{node._path}.action")
             for j, name in enumerate(node.names):
                 if name in HANDOFF_SYSCALLS:
-                    raise _error(f"SCMP_ACT_NOTIFY cannot be used for {name}: the init hands "
+                    raise error(f"SCMP_ACT_NOTIFY cannot be used for {name}: the init hands "
                                  "the listener fd over with it, so nobody could answer",
                                  f"{node._path}.names[{j}]")
         rules.append(_Rule(i, node._path, action, tuple(node.names), _groups(node)))
@@ -248,7 +243,7 @@ def check_section(seccomp):
 
 def _problem(warnings, strict, path, text):
     if strict:
-        raise _error(text, path)
+        raise error(text, path)
     warnings.append(f"{path}: {text}")
 
 
@@ -259,234 +254,10 @@ def _report_unknown(section, unknown, warnings, strict):
                  f"unknown syscall {name!r}, skipped")
 
 
-# --- libseccomp (cold path only) -----------------------------------------------------------
-
-_lib = None
-
-
-def _libseccomp():
-    """The cffi binding and the library, imported and opened on first use."""
-    global _lib
-    if _lib is None:
-        from pyrunc._seccomp import ffi
-        try:
-            _lib = ffi, ffi.dlopen("libseccomp.so.2")
-        except OSError as err:
-            raise _error(f"cannot open libseccomp.so.2: {err}", "linux.seccomp") from None
-    return _lib
-
-
-def _version():
-    v = _libseccomp()[1].seccomp_version()
-    return f"{v.major}.{v.minor}.{v.micro}"
-
-
 def syscall_resolver():
-    """name -> its syscall number for libseccomp, None when unknown. Names foreign to the
-    native architecture resolve to negative pseudo numbers, which rules accept."""
-    lib = _libseccomp()[1]
-    cache = {}
-
-    def resolve(name):
-        if name not in cache:
-            number = lib.seccomp_syscall_resolve_name(name.encode())
-            cache[name] = None if number == _NR_SCMP_ERROR else number
-        return cache[name]
-    return resolve
-
-
-def _arch_tokens(section):
-    lib = _libseccomp()[1]
-    tokens = []
-    for i, name in enumerate(section.node.architectures or ()):
-        token = 0
-        if name.startswith("SCMP_ARCH_"):
-            token = lib.seccomp_arch_resolve_name(name[len("SCMP_ARCH_"):].lower().encode())
-        if token == 0:
-            raise _error(f"unknown architecture {name!r} (libseccomp {_version()})",
-                         f"{section.path}.architectures[{i}]")
-        tokens.append((i, token))
-    return tokens
-
-
-def _export(section, what):
-    """Compile with libseccomp; return (BPF or PFC bytes, [(rule index, name index)] of
-    the names libseccomp does not know)."""
-    ffi, lib = _libseccomp()
-    resolve = syscall_resolver()
-    ctx = lib.seccomp_init(section.default)
-    if ctx == ffi.NULL:
-        raise _error(f"libseccomp refuses {section.node.defaultAction} as default action "
-                     "(this kernel may lack it)", f"{section.path}.defaultAction")
-    try:
-        for i, token in _arch_tokens(section):
-            rc = lib.seccomp_arch_add(ctx, token)
-            if rc < 0 and rc != -errno.EEXIST:     # EEXIST: the native one, always there
-                raise _error(f"libseccomp cannot add it: {posix.strerror(-rc)}",
-                             f"{section.path}.architectures[{i}]")
-        unknown, added = [], 0
-        for rule in section.effective():
-            for j, name in enumerate(rule.names):
-                number = resolve(name)
-                if number is None:
-                    unknown.append((rule.index, j))
-                    continue
-                for group in rule.groups:
-                    conds = ffi.new("struct scmp_arg_cmp[]", group) if group else ffi.NULL
-                    rc = lib.seccomp_rule_add_array(ctx, rule.action, number, len(group), conds)
-                    if rc < 0:
-                        raise _error(_rule_refused(name, rc), rule.path)
-                added += 1
-        if added > _BINARY_TREE_AFTER:
-            lib.seccomp_attr_set(ctx, _SCMP_FLTATR_CTL_OPTIMIZE, 2)
-        fd = posix.memfd_create("pyrunc-seccomp", posix.MFD_CLOEXEC)
-        try:
-            rc = (lib.seccomp_export_bpf if what == "bpf" else lib.seccomp_export_pfc)(ctx, fd)
-            if rc < 0:
-                raise _error(f"libseccomp cannot export the filter: {posix.strerror(-rc)}",
-                             section.path)
-            size = posix.lseek(fd, 0, 1)  # SEEK_CUR
-            return posix.pread(fd, size, 0), unknown
-        finally:
-            posix.close(fd)
-    finally:
-        lib.seccomp_release(ctx)
-
-
-def _rule_refused(name, rc):
-    if rc == -errno.EEXIST:
-        return (f"libseccomp refuses the rule for {name!r}: another rule gives it a different "
-                "action for the same argument conditions")
-    return f"libseccomp refuses the rule for {name!r}: {posix.strerror(-rc)}"
-
-
-# --- the cache ---------------------------------------------------------------------------
-
-def _ld_so_conf_dirs():
-    """Library directories from /etc/ld.so.conf and /etc/ld.so.conf.d/*.conf (the include
-    every distribution uses), without glob: it would pull in re."""
-    lines = []
-    confd = "/etc/ld.so.conf.d"
-    try:
-        names = sorted(n for n in posix.listdir(confd) if n.endswith(".conf"))
-    except OSError:
-        names = []
-    for path in ["/etc/ld.so.conf"] + [paths.join(confd, n) for n in names]:
-        try:
-            with open(path) as f:
-                lines += f.read().splitlines()
-        except OSError:
-            continue
-    dirs = []
-    for line in lines:
-        line = line.split("#", 1)[0].strip()
-        if line.startswith("/"):
-            dirs.append(line)
-    return dirs
-
-
-def _library_identity():
-    """The libseccomp.so.2 the dynamic loader would open, found without opening it: the
-    resolved file name carries the version (libseccomp.so.2.5.4), size and mtime a rebuild.
-    None when not found this way (no caching then)."""
-    dirs = [d for d in posix.environ.get(b"LD_LIBRARY_PATH", b"").decode(errors="surrogateescape").split(":") if d]
-    for d in dirs + _ld_so_conf_dirs() + ["/lib64", "/usr/lib64", "/lib", "/usr/lib"]:
-        path = paths.join(d, "libseccomp.so.2")
-        try:
-            st = posix.stat(path)
-        except OSError:
-            continue
-        return f"{paths.realpath(path)}:{st.st_size}:{st.st_mtime_ns}"
-    return None
-
-
-def _sha256():
-    try:
-        from _sha256 import sha256      # builtin: skips hashlib's OpenSSL import (~5 ms)
-    except ImportError:                 # Python 3.12 renamed it _sha2
-        from hashlib import sha256
-    return sha256
-
-
-def _plain(value):
-    """A model node back to the JSON it was loaded from (absent fields left out)."""
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    slots = getattr(type(value), "__slots__", None)
-    if slots is None:
-        return value
-    return {k: _plain(getattr(value, k)) for k in slots if getattr(value, k) is not None}
-
-
-def _cache_key(seccomp, identity):
-    # fastjson, not json: importing json (and with it re and enum) would cost more than
-    # the warm cache saves
-    text = fastjson.dumps_canonical(_plain(seccomp))
-    material = f"pyrunc-seccomp {CACHE_FORMAT}\0{identity}\0{posix.uname().machine}\0{text}"
-    return _sha256()(material.encode()).hexdigest()
-
-
-def _cache_read(path):
-    """(bpf, unknown) from a cache entry, None when missing or damaged.
-    Entry: one header line "<bpf length> <i>.<j> ..." (unknown names), then the BPF."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    header, newline, bpf = data.partition(b"\n")
-    fields = header.split()
-    try:
-        length = int(fields[0])
-        unknown = [tuple(int(n) for n in u.split(b".")) for u in fields[1:]]
-    except (IndexError, ValueError):
-        return None
-    if not newline or length != len(bpf) or length % 8 or any(len(u) != 2 for u in unknown):
-        return None
-    return bpf, unknown
-
-
-def _cache_write(cache_dir, key, bpf, unknown):
-    paths.makedirs(cache_dir, 0o700)
-    header = " ".join([str(len(bpf))] + [f"{i}.{j}" for i, j in unknown]) + "\n"
-    tmp = paths.join(cache_dir, f".{key}.{posix.getpid()}")
-    # 0600 whatever the umask: the filter a container gets must be ours alone to write
-    with open(posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_NOFOLLOW
-                         | posix.O_CLOEXEC, 0o600), "wb") as f:
-        f.write(header.encode() + bpf)
-    posix.replace(tmp, paths.join(cache_dir, key))   # readers see a whole entry or none
-    entries = []
-    for e in posix.scandir(cache_dir):
-        try:
-            if not e.name.startswith("."):
-                entries.append((e.stat().st_mtime_ns, e.path))
-        except FileNotFoundError:       # another pyrunc evicted it meanwhile
-            continue
-    entries.sort()
-    for _, old in entries[:-CACHE_MAX_ENTRIES]:
-        try:
-            posix.unlink(old)
-        except FileNotFoundError:
-            continue
-
-
-def _compile_cached(section, cache_dir, warnings):
-    identity = _library_identity() if cache_dir else None
-    if identity is None:
-        return _export(section, "bpf")
-    path = paths.join(cache_dir, _cache_key(section.node, identity))
-    hit = _cache_read(path)
-    if hit is not None:
-        return hit
-    bpf, unknown = _export(section, "bpf")
-    # store only when the library found by path is the one the loader opened
-    if identity.split(":")[0].endswith(f".so.{_version()}"):
-        try:
-            _cache_write(cache_dir, paths.basename(path), bpf, unknown)
-        except OSError as err:
-            warnings.append(f"{section.path}: cannot store the compiled filter in "
-                            f"{cache_dir}: {err.strerror}; it is recompiled next time")
-    return bpf, unknown
+    """name -> its syscall number for libseccomp, None when unknown (seccomp_compile.py)."""
+    from pyrunc.linux import seccomp_compile
+    return seccomp_compile.syscall_resolver()
 
 
 # --- the interface -----------------------------------------------------------------------
@@ -537,7 +308,8 @@ def prepare(seccomp, warnings, strict, cache_dir=None):
         return None
     section = check_section(seccomp)
     flags = _flags(section, warnings, strict)
-    bpf, unknown = _compile_cached(section, cache_dir, warnings)
+    from pyrunc.linux import seccomp_cache
+    bpf, unknown = seccomp_cache.compile_cached(section, cache_dir, warnings)
     _report_unknown(section, unknown, warnings, strict)
     if seccomp.listenerPath is None:
         return Filter(bpf, flags)
@@ -561,33 +333,13 @@ def load(filt):
     return fd if filt.flags & FLAG_NEW_LISTENER else None
 
 
-def send_listener(listener_path, listener_fd, state, metadata):
-    """Send the containerProcessState (runtime-spec config-linux.md, "seccomp") to the agent:
-    one connection, the JSON as payload, the listener fd by SCM_RIGHTS with the first
-    sendmsg, named "seccompFd" in `fds`. `state` is the container's state (runtime.md)."""
-    import socket
-    message = {"ociVersion": state["ociVersion"], "fds": ["seccompFd"], "pid": state["pid"],
-               "state": state}
-    if metadata is not None:
-        message["metadata"] = metadata
-    data = fastjson.dumps(message).encode()
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.connect(listener_path)
-            sent = socket.send_fds(sock, [data], [listener_fd])
-            sock.sendall(data[sent:])   # fds only with the first sendmsg, as the spec asks
-    except OSError as err:
-        raise PyruncError(f"cannot send the seccomp listener fd to {listener_path}: "
-                          f"{err.strerror or err}", path="linux.seccomp.listenerPath",
-                          step=STEP, errno=err.errno) from None
-
-
 def export_pfc(seccomp, warnings):
     """libseccomp's pseudo filter code for the same filter prepare() builds."""
     if seccomp is None:
-        raise _error("no seccomp section: every syscall is allowed", "linux.seccomp")
+        raise error("no seccomp section: every syscall is allowed", "linux.seccomp")
     section = check_section(seccomp)
-    pfc, unknown = _export(section, "pfc")
+    from pyrunc.linux import seccomp_compile
+    pfc, unknown = seccomp_compile.export(section, "pfc")
     _report_unknown(section, unknown, warnings, False)
     return pfc.decode()
 
@@ -677,8 +429,9 @@ def analyze(seccomp):
         return [("high", "linux.seccomp", "no seccomp filter: the container can make every "
                  "syscall the kernel offers (Docker's default profile denies about 50, e.g. "
                  "keyctl, bpf, kexec_load, open_by_handle_at)")]
+    from pyrunc.linux import seccomp_compile
     section = check_section(seccomp)
-    _arch_tokens(section)
+    seccomp_compile.arch_tokens(section)
     resolve = syscall_resolver()
     p, default = section.path, section.default
     effective = section.effective()
@@ -722,7 +475,7 @@ def analyze(seccomp):
             if resolve(name) is None:
                 lost_deny = default in _PERMISSIVE and rule.action not in _PERMISSIVE
                 findings.append(("medium" if lost_deny else "low", f"{rule.path}.names[{j}]",
-                                 f"unknown syscall {name!r} (libseccomp {_version()} does not "
+                                 f"unknown syscall {name!r} (libseccomp {seccomp_compile.version()} does not "
                                  "know it): the rule leaves it out"))
         if len(rule.groups) > 1:
             findings.append(("low", f"{rule.path}.args", "several conditions on one argument: "
