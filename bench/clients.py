@@ -26,7 +26,6 @@ Prints a table; writes bench/results/clients-DATE-TIME.json.
 """
 import argparse
 import datetime
-import json
 import os
 import subprocess
 import sys
@@ -39,7 +38,8 @@ REPO = os.path.dirname(HERE)
 sys.path[:0] = [REPO, HERE]
 
 from integration import clientlib, sandbox  # noqa: E402
-from run import LoadMeter, RESULTS, fmt, host_info, log, ratio, rotated, summary  # noqa: E402
+from run import (LoadMeter, fmt, host_info, log, ratio, rotated,  # noqa: E402
+                 save_results, summary)
 
 SECTIONS = ("docker", "podman", "cri")
 ROUNDS = (20, 2)        # (rounds, warm-up rounds) per section
@@ -165,14 +165,7 @@ def cri_section(runtimes, rounds, problems):
         return {"CRI pod start (run+create+start)": starts,
                 "  then stop+remove the pod": {n: summary(s[warm:]) for n, s in stops.items()}}
     finally:
-        if hasattr(c, "daemon"):
-            try:
-                left = c.clear() if hasattr(c, "channel") else []
-                if left:
-                    problems.append(f"pods left: {left}")
-            finally:
-                c.stop()
-        problems += clientlib.close_sandbox(box, base, c.cgroup_parent)
+        problems += clientlib.close_cri(c, box, base)
 
 
 # -- what the host looks like, before and after
@@ -299,20 +292,12 @@ def main(argv=None):
     if error:
         print(f"error: {error} (results above are partial)")
     if not args.no_json and results:
-        os.makedirs(RESULTS, exist_ok=True)
-        stamp = datetime.datetime.fromtimestamp(started).strftime("%Y-%m-%d-%H%M%S")
-        path = os.path.join(RESULTS, f"clients-{stamp}{'-quick' if args.quick else ''}.json")
-        doc = {"date": datetime.datetime.fromtimestamp(started).isoformat(timespec="seconds"),
-               "quick": args.quick, "host": info, "clients": clients, "runtimes": runtimes,
+        doc = {"quick": args.quick, "host": info, "clients": clients, "runtimes": runtimes,
                "rounds": rounds, "units": {"time": "ms"}, "load": load, "results": results,
                "ratios": {label: ratio(per.get("pyrunc"), per.get("runc"))
                           for label, per in results.items()},
                "error": error, "left_behind": problems}
-        with open(path + ".tmp", "w") as f:
-            json.dump(doc, f, indent=1)
-            f.write("\n")
-        os.rename(path + ".tmp", path)
-        print(f"\nresults: {os.path.relpath(path, os.getcwd())}")
+        save_results("clients-", started, args.quick, doc)
     return 1 if error or problems else 0
 
 

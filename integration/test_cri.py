@@ -35,20 +35,12 @@ def cri():
     base = _new_base("pyrunc-cri-")
     box = sandbox.Sandbox()
     c = CRI(base, box, runtimes)
-    problems = []
     try:
         c.start()
         c.import_images(_busybox_rootfs(base, "hello from a pod\n"))
         yield c
     finally:
-        if hasattr(c, "daemon"):
-            try:
-                left = c.clear() if hasattr(c, "channel") else []
-                if left:
-                    problems.append(f"pods left: {left}")
-            finally:
-                c.stop()
-        problems += clientlib.close_sandbox(box, base, c.cgroup_parent)
+        problems = clientlib.close_cri(c, box, base)
     if problems:
         pytest.fail("; ".join(problems), pytrace=False)
 
