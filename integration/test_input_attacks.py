@@ -61,7 +61,7 @@ def test_a_traversal_id_removes_nothing_outside_root_id(runtime, bundle, workdir
     for command in (["delete", "--force"], ["delete"], ["kill"], ["state"], ["start"],
                     ["pause"]):
         proc = runtime.cmd(*command, cid)
-        one_line(runtime, proc, "invalid container id")
+        one_line(runtime, proc, "invalid", "container ID")
         assert_untouched(made)
     assert os.path.isdir(os.path.join(runtime.root, good))
     assert runtime.state(good)["status"] == "created"

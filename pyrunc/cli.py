@@ -221,13 +221,13 @@ def bundle_argument(args):
     word = args.id
     try:
         check_id(word)
-    except PyruncError:
+    except PyruncError as e:
         if args.bundle is not None:
-            raise PyruncError(f"{word!r} is not a container id, and -b gives the bundle: "
+            raise PyruncError(f"{e.message}; and -b gives the bundle: "
                               f"use `run -b BUNDLE ID` or `run BUNDLE_DIR`") from None
         if not paths.isfile(paths.join(word, "config.json")):
-            raise PyruncError("neither a bundle directory (no config.json) nor a container "
-                              "id (letters, digits, _ + - .)") from None
+            raise PyruncError(f"{e.message}; nor is it a bundle directory (no config.json)"
+                              ) from None
         return True
     return (args.bundle is None and not paths.exists("config.json")
             and paths.isfile(paths.join(word, "config.json")))

@@ -2,8 +2,9 @@
 
 A test is crun-specific when its function, or a function of its own file that it calls
 (transitively), uses an interface only crun has (MARKERS below): crun's run.oci.* annotations,
-crun's --version/--help text and feature string, the `mounts` command, `run --keep`, `run --config`
-(other than config.json), handlers
+crun's --version/--help text and feature string, the `mounts` command, `delete --regex`, its state files under --root, `run --keep`, `run --config`
+(other than config.json), the wording of crun's error messages (a literal with a
+`quoted` word, crun's style, looked for in the output), handlers
 (wasm, krun) and checkpoint/restore (CRIU, whose options crun and runc spell differently).
 Everything else, spec behaviour crun implements and runc or pyrunc may not included, is portable.
 Used by scripts/conformance-crun-tests.sh; reads the suite, changes nothing.
@@ -18,8 +19,13 @@ MARKERS = [
     (r"\[\s*['\"]mounts['\"]\s*,", "crun's mounts command"),
     (r"keep\s*=\s*True", "crun's run --keep"),
     (r"relative_config_path\s*=", "crun's run --config"),
+    (r"['\"]--regex['\"]", "crun's delete --regex"),
+    (r"get_tests_root_status\(\)", "crun's state files (read under --root)"),
     (r"\bhandler\b|wasm|krun", "crun's handlers"),
     (r"checkpoint|restore|criu", "checkpoint/restore (CRIU)"),
+    # a literal with a `quoted` word is the text of one of crun's error messages, which the
+    # test looks for in the runtime's output
+    (r"(\"[^\"\n]*`[^\"\n]*`[^\"\n]*\")|('[^'\n]*`[^'\n]*`[^'\n]*')", "crun's error wording"),
 ]
 
 
@@ -41,7 +47,8 @@ def classify(path):
                 if isinstance(sub, ast.Name) and sub.id in funcs and sub.id not in seen:
                     seen.add(sub.id)
                     todo.append(funcs[sub.id])
-        body = "\n".join(text)
+        # what a test only logs decides nothing
+        body = "\n".join(l for l in "\n".join(text).splitlines() if "logger." not in l)
         why = [w for rx, w in MARKERS if re.search(rx, body)]
         yield name, ("crun-specific" if why else "portable"), "; ".join(why)
 

@@ -116,8 +116,8 @@ def test_run_takes_a_bundle_directory_where_runc_would_take_no_id(tmp_path, monk
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["nosuch/"], "neither a bundle directory"),
-    ([".."], "neither a bundle directory"),
+    (["nosuch/"], "nor is it a bundle directory"),
+    ([".."], "nor is it a bundle directory"),
     (["-b", "bundle", "bundle/"], "-b gives the bundle"),
 ])
 def test_run_with_a_path_that_is_no_bundle_says_why(tmp_path, monkeypatch, argv, message):

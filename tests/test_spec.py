@@ -127,6 +127,8 @@ def test_uts_sysctls_yield_to_hostname_and_domainname():
     config["domainname"] = "other"
     err = error_of(config)
     assert err.path == "linux.sysctl.kernel.domainname" and "domainname" in err.message
+    config["domainname"] = "d"   # the same name twice contradicts nothing (crun runs it)
+    load(config)
 
 
 def test_sysctl_needs_its_namespace_in_the_config():

@@ -84,8 +84,24 @@ def test_remove_leaves_nothing(tmp_path):
 
 @pytest.mark.parametrize("cid", ["..", ".", "", "a/b"])
 def test_no_path_is_made_from_a_bad_id(tmp_path, cid):
-    with pytest.raises(PyruncError, match="invalid container id"):
+    with pytest.raises(PyruncError, match="invalid .*container ID"):
         Container(str(tmp_path), cid)
+
+
+@pytest.mark.parametrize("cid, why", [
+    (".foo", "invalid leading '.' in container ID"),     # crun's rule: no hidden state dir
+    ("foo bar", "invalid character ' ' in container ID"),
+    ("this/is/invalid", "invalid character '/' in container ID"),
+])
+def test_a_bad_id_names_what_is_wrong(tmp_path, cid, why):
+    # crun's tests start/invalid-id and start/invalid-id-chars look for these words
+    with pytest.raises(PyruncError, match=why):
+        Container(str(tmp_path), cid)
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_dot_inside_an_id_is_fine(tmp_path):
+    assert check_id("a.b-c_d+e") == "a.b-c_d+e"
 
 
 def test_state_files_are_private_whatever_the_umask(tmp_path):

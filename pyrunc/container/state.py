@@ -21,9 +21,14 @@ ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012345
 
 
 def check_id(cid):
-    if not isinstance(cid, str) or not cid or not ID_CHARS.issuperset(cid) \
-            or cid in (".", ".."):
-        raise PyruncError(f"invalid container id {cid!r}: use letters, digits, _ + - .")
+    """Letters, digits, _ + - . and no leading . (as crun: no hidden state directory)."""
+    if not isinstance(cid, str) or not cid:
+        raise PyruncError(f"invalid container ID {cid!r}: use letters, digits, _ + - .")
+    bad = next((c for c in cid if c not in ID_CHARS), None)
+    if bad is not None or cid[0] == ".":
+        what = f"invalid character {bad!r}" if bad is not None else "invalid leading '.'"
+        raise PyruncError(f"{what} in container ID {cid!r}: use letters, digits, _ + - . "
+                          "(not first)")
     return cid
 
 

@@ -238,7 +238,7 @@ def step_user(ctx):
     posix.umask(0o022 if user.umask is None else user.umask)
     try:
         if user.uid != 0:
-            process.give_stdio_to(user.uid)
+            process.give_stdio_to(user.uid, user.gid)
         process.switch_user(user)
     except OSError as e:
         raise PyruncError(f"set user {user.uid}:{user.gid}: {e.strerror}", path="process.user",

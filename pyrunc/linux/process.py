@@ -66,21 +66,21 @@ def switch_user(user):
     posix.setresuid(user.uid, user.uid, user.uid)
 
 
-def give_stdio_to(uid):
-    """fchown stdio that is a pipe, socket or regular file to the process's uid (the group
-    kept), as runc does, so that a non-root process can reopen /dev/stdout. Not a device
-    (/dev/null, a tty: the terminal step owns that). EINVAL or EPERM (ids not mapped in a
-    user namespace): left as it is, as runc."""
+def give_stdio_to(uid, gid):
+    """fchown stdio that is a pipe, socket or regular file to the process's uid and gid, as
+    crun does (runc keeps the group), so that a non-root process can reopen /dev/stdout. Not
+    a device (/dev/null, a tty: the terminal step owns that). EINVAL or EPERM (ids not mapped
+    in a user namespace): left as it is, as runc and crun."""
     for fd in (0, 1, 2):
         try:
             st = posix.fstat(fd)
         except OSError:
             continue  # closed
-        if st.st_uid == uid or not (S_ISFIFO(st.st_mode) or S_ISSOCK(st.st_mode)
+        if (st.st_uid, st.st_gid) == (uid, gid) or not (S_ISFIFO(st.st_mode) or S_ISSOCK(st.st_mode)
                                     or S_ISREG(st.st_mode)):
             continue
         try:
-            posix.fchown(fd, uid, st.st_gid)
+            posix.fchown(fd, uid, gid)
         except OSError as e:
             if e.errno not in (1, 22):  # EPERM, EINVAL
                 raise

@@ -88,8 +88,8 @@ def validate(config, loader):
         # runc and crun: the config's fields say it, a sysctl beside them would contradict
         if key == "kernel.hostname":
             fail(where, "not allowed: the config's `hostname` sets it")
-        if key == "kernel.domainname" and config.domainname is not None:
-            fail(where, "conflicts with the config's `domainname`")
+        if key == "kernel.domainname" and config.domainname not in (None, linux.sysctl[key]):
+            fail(where, "conflicts with the config's `domainname`")  # the same value: crun runs it
         if ns not in types:
             fail(where, f"needs a {ns} namespace in linux.namespaces")
         if types[ns].path is not None and ns == "network" and _is_host_ns(types[ns].path):
