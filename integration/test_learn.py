@@ -136,3 +136,24 @@ def test_each_runtime_s_own_rule_is_what_it_needs(bundle, runtime):
     b.config["linux"]["seccomp"] = without
     proc = runtime.run(b, itlib.new_id())
     assert proc.returncode != 0 and "operation not permitted" in proc.stderr, proc.stderr
+
+
+
+@pytest.mark.crun_oracle
+def test_args_learns_the_signals_kill_sends(bundle, runtime):
+    # no `wait`: busybox sh waits with or without rt_sigsuspend as the child's death
+    # races it, and a call made on one path only is not learned on the other
+    b = bundle.make("busybox")
+    b.config["process"]["args"] = ["sh", "-c", "sleep 3 & sleep 0.2; kill -TERM $! && echo sent"]
+    status, profile, stdout, stderr = learn(b, "--args")
+    assert (status, stdout) == (0, "sent\n"), stderr
+    kills = [r for r in profile["syscalls"] if "kill" in r["names"]]
+    assert kills == [{"names": ["kill"], "action": "SCMP_ACT_ALLOW",
+                      "args": [{"index": 1, "value": 15, "op": "SCMP_CMP_EQ"}]}], kills
+    b.config["linux"]["seccomp"] = profile
+    proc = runtime.run(b, itlib.new_id())
+    assert (proc.returncode, proc.stdout) == (0, "sent\n"), proc.stderr
+    # a signal it never sent: refused (busybox's kill says so and fails)
+    b.config["process"]["args"] = ["sh", "-c", "sleep 3 & sleep 0.2; kill -KILL $!"]
+    proc = runtime.run(b, itlib.new_id())
+    assert proc.returncode != 0 and "Operation not permitted" in proc.stderr, proc.stderr

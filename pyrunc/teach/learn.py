@@ -19,7 +19,8 @@ listener fd over with sendmsg; runc writes to its exec fifo), so they cannot be 
 and are not observed. For runc and crun, the calls their init makes between loading the
 filter and execve are added as rules of their own (RUNTIME_CALLS, each with the reason in
 the report); pyrunc's own are observed like the workload's. With --args, socket, kill and
-personality get one rule per value seen (socket families: the article's AF_INET rule).
+personality get one rule per value seen (socket families: the article's AF_INET rule;
+the signals kill sent).
 """
 import fcntl
 import json
@@ -77,11 +78,10 @@ RUNTIME_CALLS = {
         "execve": "crun 1.8.1 starts the process with it, under the filter",
     },
 }
-# argument rules --args learns: syscall -> the argument whose values are kept. Not kill's
-# signal: busybox `sh -c 'sleep 3 & kill -TERM $!; wait'` under the rule of the one signal
-# it sent hung in our runs under runc 1.1.5 and crun 1.8.1 (not pyrunc), not yet explained;
-# nor clone's flags (a thread and a fork differ in them; Go's threads in runc).
-ARG_RULES = {"socket": 0, "personality": 0}
+# argument rules --args learns: syscall -> the argument whose values are kept: socket's
+# family, kill's signal, personality's persona. Not clone's flags: a thread and a fork
+# differ in them, and a path the run did not take (a thread pool) would be refused.
+ARG_RULES = {"socket": 0, "kill": 1, "personality": 0}
 DEFAULT_TIMEOUT = 60
 
 
@@ -333,7 +333,7 @@ def configure(sub):
     learn.add_argument("-o", "--output", required=True, help="where to write the profile "
                                                               "(linux.seccomp's JSON)")
     learn.add_argument("--args", action="store_true", help="argument rules from the values "
-                                                           "seen: socket families, personality")
+                                                           "seen: socket families, kill signals, personality")
     learn.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                        help=f"kill the container after this many seconds (default "
                             f"{DEFAULT_TIMEOUT})")
