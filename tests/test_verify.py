@@ -14,7 +14,7 @@ from pyrunc.linux import seccomp
 from pyrunc.spec import load_config
 from pyrunc.teach import claims as judging
 from pyrunc.teach import samples as sampling
-from pyrunc.teach import demo, seccomp_show, verify
+from pyrunc.teach import demo, mount_claims, seccomp_show, verify
 from pyrunc.teach import probe as probing
 from pyrunc.teach.claims import BROKEN, HELD, NOT_CHECKED
 
@@ -83,8 +83,8 @@ def kernel(plan):
         "statfs=/proc": {"errno": 0, "type": 0x9FA0, "bsize": 4096, "blocks": 0, "flags": 32},
         "stat=/proc": {"errno": 0, "mode": 0o40555, "uid": 0, "gid": 0, "major": 0,
                        "minor": 0, "size": 0},
-        "statfs=/tmp": {"errno": 0, "type": judging.TMPFS_MAGIC, "bsize": 4096, "blocks": 256,
-                        "flags": judging.ST_NOSUID | judging.ST_NODEV | 32},
+        "statfs=/tmp": {"errno": 0, "type": mount_claims.TMPFS_MAGIC, "bsize": 4096, "blocks": 256,
+                        "flags": mount_claims.ST_NOSUID | mount_claims.ST_NODEV | 32},
         "stat=/tmp": {"errno": 0, "mode": 0o41770, "uid": 0, "gid": 0, "major": 0, "minor": 0,
                       "size": 40},
         "stat=/proc/kcore": {"errno": errno.ENOENT},
@@ -101,14 +101,14 @@ def kernel(plan):
                                "minor": 0, "size": 40},
         "read=/sys/firmware": {"errno": errno.EISDIR},
         "ls=/sys/firmware": {"errno": 0, "entries": []},
-        "statfs=/sys/firmware": {"errno": 0, "type": judging.TMPFS_MAGIC, "bsize": 4096,
-                                 "blocks": 0, "flags": judging.ST_RDONLY},
+        "statfs=/sys/firmware": {"errno": 0, "type": mount_claims.TMPFS_MAGIC, "bsize": 4096,
+                                 "blocks": 0, "flags": mount_claims.ST_RDONLY},
         "stat=/proc/sys": {"errno": 0, "mode": 0o40555, "uid": 0, "gid": 0, "major": 0,
                            "minor": 0, "size": 0},
         "openw=/proc/sys": {"errno": errno.EISDIR},
         "chmod=/proc/sys": {"errno": errno.EROFS},
         "statfs=/proc/sys": {"errno": 0, "type": 0x9FA0, "bsize": 4096, "blocks": 0,
-                             "flags": judging.ST_RDONLY},
+                             "flags": mount_claims.ST_RDONLY},
         "ifflags=lo": {"errno": 0, "flags": 0x49},
     }
     for s in plan.samples:
@@ -499,7 +499,7 @@ def test_values_that_meet_and_miss_a_condition(op, value, two, meet, miss):
 
 
 def test_tmpfs_sizes():
-    assert [judging._size_bytes(t) for t in ("65536k", "100m", "1G", "4096", "50%")] == [
+    assert [mount_claims._size_bytes(t) for t in ("65536k", "100m", "1G", "4096", "50%")] == [
         64 << 20, 100 << 20, 1 << 30, 4096, None]
 
 

@@ -32,8 +32,8 @@ def main(argv):
     if len(argv) != 2 or not os.path.isfile(os.path.join(HERE, argv[0], "fragment.json")):
         names = sorted(d for d in os.listdir(HERE)
                        if os.path.isfile(os.path.join(HERE, d, "fragment.json")))
-        print(f"usage: apply.py NAME DIR [--seccomp PROFILE] [-- ARGS...]; NAME is one of {', '.join(names)}",
-              file=sys.stderr)
+        print("usage: apply.py NAME DIR [--seccomp PROFILE] [-- ARGS...]; NAME is one of "
+              + ", ".join(names), file=sys.stderr)
         return 2
     name, directory = argv
     path = make_bundle(directory, args=args or ["sh"])

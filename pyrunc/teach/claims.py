@@ -13,9 +13,7 @@ from typing import NamedTuple
 from pyrunc.linux import capabilities, seccomp
 from pyrunc.linux.capabilities import CAPS, NAMES, SETS
 from pyrunc.policy import NS_FILE
-from pyrunc.teach.mount_claims import (  # noqa: F401 (the tests know them as claims')
-    ST_NODEV, ST_NOSUID, ST_RDONLY, TMPFS_MAGIC, WRITE_TEST, _size_bytes, mount_claims,
-    path_claims)
+from pyrunc.teach.mount_claims import WRITE_TEST, mount_claims, path_claims
 from pyrunc.teach.samples import _call_text, _probe_killed_by, expected_action, seccomp_samples
 from pyrunc.teach.verdicts import (BROKEN, HELD, NOT_CHECKED, UNKEEPABLE, VERDICTS, Claim,
                                    _errno_text, _linux)

@@ -332,8 +332,9 @@ def configure(sub):
     learn.add_argument("bundle", help="the bundle directory (holding config.json)")
     learn.add_argument("-o", "--output", required=True, help="where to write the profile "
                                                               "(linux.seccomp's JSON)")
-    learn.add_argument("--args", action="store_true", help="argument rules from the values "
-                                                           "seen: socket families, kill signals, personality")
+    learn.add_argument("--args", action="store_true",
+                       help="argument rules from the values seen: socket families, kill "
+                            "signals, personality")
     learn.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                        help=f"kill the container after this many seconds (default "
                             f"{DEFAULT_TIMEOUT})")

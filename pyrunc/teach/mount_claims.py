@@ -22,12 +22,12 @@ HOW_OPTIONS = {"bind", "rbind", "private", "rprivate", "shared", "rshared", "sla
                "rnosuid", "rnodev", "rnoexec"}
 
 
-def _unescape(point):
+def unescape(point):
     return point.replace("\\040", " ").replace("\\011", "\t").replace("\\134", "\\")
 
 
 def _visible_mount(report, point):
-    found = [m for m in report.get("mounts") or () if _unescape(m["mount_point"]) == point]
+    found = [m for m in report.get("mounts") or () if unescape(m["mount_point"]) == point]
     return found[-1] if found else None
 
 

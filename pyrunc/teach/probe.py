@@ -18,7 +18,7 @@ import uuid
 import pyrunc
 from pyrunc import syscalls
 from pyrunc.errors import PyruncError
-from pyrunc.teach.mount_claims import BIND_OPTIONS, _unescape
+from pyrunc.teach.mount_claims import BIND_OPTIONS, unescape
 from pyrunc.teach.outside import outside_view
 
 PROBE_SOURCE = os.path.join(os.path.dirname(os.path.abspath(pyrunc.__file__)), "probe.c")
@@ -101,7 +101,7 @@ def _mount_types():
     with open("/proc/self/mountinfo") as f:
         for line in f:
             fields = line.split()
-            types[_unescape(fields[4])] = fields[fields.index("-") + 1]
+            types[unescape(fields[4])] = fields[fields.index("-") + 1]
     return types
 
 
