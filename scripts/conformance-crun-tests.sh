@@ -84,7 +84,10 @@ python3 "$repo/scripts/crun-portable.py" "$tests" "${files[@]}" >"$out/portable.
 IFS=, read -ra rts <<<"$runtimes"
 # Each portable test runs alone (RUN_TESTS=name), JOBS at once (default 3), so that one that
 # hangs costs only itself; a name with a space cannot be selected so, and its file runs whole.
-rm -f "$out"/*.tap
+# REPORT_ONLY=1: no run, only the summary of the TAP files already in $OUT (say, pyrunc
+# measured again beside an earlier runc and crun run).
+if [ -z "${REPORT_ONLY:-}" ]; then
+for rt in "${rts[@]}"; do rm -f "$out/$rt".*.tap; done
 export tests wrappers out per_test_timeout
 python3 - "$out/portable.tsv" "${rts[@]}" <<'JOBS' |
 import sys
@@ -100,6 +103,7 @@ JOBS
     xargs -P "${JOBS:-3}" -L 1 sh -c 'cd "$tests" && env ${2:+RUN_TESTS=$2} PYTHONPATH="$wrappers" \
         OCI_RUNTIME="$wrappers/$0" INIT="$wrappers/init" timeout -k 10 "$per_test_timeout" \
         python3 -u "$1" >"$out/$0.$1.${2:-all}.tap" 2>"$out/$0.$1.${2:-all}.err" </dev/null'
+fi
 
 # Some of crun's tests leave the host changed when the runtime does not behave as crun:
 # delete/test_simple_delete freezes the container's process in a v1 freezer cgroup "frozen"
@@ -109,7 +113,8 @@ if [ -d /sys/fs/cgroup/freezer/frozen ]; then
     echo THAWED >/sys/fs/cgroup/freezer/frozen/freezer.state; sleep 1
     rmdir /sys/fs/cgroup/freezer/frozen || echo "left: /sys/fs/cgroup/freezer/frozen" >&2
 fi
-for d in /sys/fs/cgroup/*/test-* /sys/fs/cgroup/memory/*/*/test-*; do
+for d in /sys/fs/cgroup/*/test-tmp* /sys/fs/cgroup/*/test-v1-exec-cgroup-* \
+         /sys/fs/cgroup/memory/*/*/test-tmp* /sys/fs/cgroup/memory/*/*/test-v1-exec-cgroup-*; do
     [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
     [ -d "$d" ] && echo "left (busy): $d" >&2
 done
