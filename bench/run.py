@@ -949,6 +949,22 @@ def host_info(pyrunc_exe):
     return info
 
 
+
+def save_results(prefix, started, quick, doc):
+    """bench/results/PREFIXDATE[-quick].json, written whole or not at all; `doc` gets the
+    date first."""
+    os.makedirs(RESULTS, exist_ok=True)
+    when = datetime.datetime.fromtimestamp(started)
+    path = os.path.join(RESULTS, f"{prefix}{when.strftime('%Y-%m-%d-%H%M%S')}"
+                                 f"{'-quick' if quick else ''}.json")
+    doc = {"date": when.isoformat(timespec="seconds"), **doc}
+    with open(path + ".tmp", "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    os.rename(path + ".tmp", path)
+    print(f"\nresults: {os.path.relpath(path, os.getcwd())}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer rounds (about a minute)")
@@ -1076,11 +1092,7 @@ def main(argv=None):
     if error:
         print(f"error: {error} (results above are partial)")
     if not args.no_json:
-        os.makedirs(RESULTS, exist_ok=True)
-        stamp = datetime.datetime.fromtimestamp(started).strftime("%Y-%m-%d-%H%M%S")
-        path = os.path.join(RESULTS, f"{stamp}{'-quick' if args.quick else ''}.json")
-        doc = {"date": datetime.datetime.fromtimestamp(started).isoformat(timespec="seconds"),
-               "quick": args.quick, "host": info,
+        doc = {"quick": args.quick, "host": info,
                "runtimes": {rt.name: rt.version for rt in runtimes},
                "crun": {"mode": args.crun_cgroups, "how": crun_ns.how if crun_ns else None},
                "bundles": bundles if bench else None,
@@ -1088,11 +1100,7 @@ def main(argv=None):
                "load": load,
                "results": results, "targets": checks, "notes": bench.notes,
                "error": error, "cleanup_problems": problems}
-        with open(path + ".tmp", "w") as f:
-            json.dump(doc, f, indent=1)
-            f.write("\n")
-        os.rename(path + ".tmp", path)
-        print(f"\nresults: {os.path.relpath(path, os.getcwd())}")
+        save_results("", started, args.quick, doc)
     return 1 if error or problems else 0
 
 

@@ -197,6 +197,19 @@ def close_sandbox(box, base, cgroup_parent):
     return problems
 
 
+def close_cri(c, box, base):
+    """Stop CRI `c` (as far as it started), then close its sandbox: what was left behind."""
+    problems = []
+    if hasattr(c, "daemon"):
+        try:
+            left = c.clear() if hasattr(c, "channel") else []
+            if left:
+                problems.append(f"pods left: {left}")
+        finally:
+            c.stop()
+    return problems + close_sandbox(box, base, c.cgroup_parent)
+
+
 # -- podman
 
 

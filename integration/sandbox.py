@@ -104,6 +104,16 @@ def http_get(box, url, timeout=3):
                     ".read().decode())", url, str(timeout)], timeout=timeout + 10)
 
 
+def http_get_until(box, url, timeout=10.0):
+    """http_get, again every 0.2 s until it answers (a server just started) or timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        proc = http_get(box, url)
+        if proc.returncode == 0 or time.monotonic() > deadline:
+            return proc
+        time.sleep(0.2)
+
+
 def cgroup_dirs(name):
     """NAME's directory in every hierarchy that has one."""
     out = []

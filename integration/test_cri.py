@@ -35,20 +35,12 @@ def cri():
     base = _new_base("pyrunc-cri-")
     box = sandbox.Sandbox()
     c = CRI(base, box, runtimes)
-    problems = []
     try:
         c.start()
         c.import_images(_busybox_rootfs(base, "hello from a pod\n"))
         yield c
     finally:
-        if hasattr(c, "daemon"):
-            try:
-                left = c.clear() if hasattr(c, "channel") else []
-                if left:
-                    problems.append(f"pods left: {left}")
-            finally:
-                c.stop()
-        problems += clientlib.close_sandbox(box, base, c.cgroup_parent)
+        problems = clientlib.close_cri(c, box, base)
     if problems:
         pytest.fail("; ".join(problems), pytrace=False)
 
@@ -95,12 +87,7 @@ def test_cri_pod_with_a_network_runs_serves_and_leaves_nothing(pod_rt):
     assert out.exit_code == 4 and out.stdout.decode() == f"{name}\n", out
 
     # the pod's address answers from outside the pod (the sandbox's network namespace)
-    deadline = time.monotonic() + 10
-    while True:
-        proc = sandbox.http_get(cri.box, f"http://{address}/index.html")
-        if proc.returncode == 0 or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+    proc = sandbox.http_get_until(cri.box, f"http://{address}/index.html")
     assert proc.stdout == "hello from a pod\n", proc.stderr
 
     stats = rs.ContainerStats(api.ContainerStatsRequest(container_id=cid),

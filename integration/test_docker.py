@@ -8,7 +8,8 @@ namespace, no cgroup under the parent, no runtime state.
 
 The image is a busybox rootfs (`pyrunc bundle`) through `docker import` (no registry).
 Each runtime is called through a logging launcher (sandbox.logging_launcher): the calls
-docker makes are kept next to the daemon and docs/CLIENTS.md shows them.
+docker makes are kept next to the daemon and docs/CLIENTS.md shows them. The set-up
+is integration/clientlib.py's (shared with bench/clients.py).
 """
 import os
 import time
@@ -137,14 +138,8 @@ def test_docker_user_bridge_network_publishes_a_port(rt):
                    "-p", "18080:80", IMAGE, "busybox", "httpd", "-f", "-p", "80", "-h", "/www"))
         # from the sandbox's own network namespace, outside the container: docker-proxy
         # and the DNAT rule lead to the container's address on the bridge
-        body = ""
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            proc = sandbox.http_get(docker.box, "http://127.0.0.1:18080/index.html")
-            body = proc.stdout
-            if proc.returncode == 0:
-                break
-            time.sleep(0.2)
+        proc = sandbox.http_get_until(docker.box, "http://127.0.0.1:18080/index.html")
+        body = proc.stdout
         assert body == "hello from busybox httpd\n", proc.stderr
         address = _ok(docker("inspect", "--format",
                              "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",

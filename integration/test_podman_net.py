@@ -9,7 +9,6 @@ The namespace file podman hands the runtime is a bind mount under /run/netns (ne
 before NS_GET_NSTYPE, pyrunc refused it as "not a namespace".
 """
 import os
-import time
 import uuid
 
 import pytest
@@ -67,26 +66,17 @@ def _address(podman, runtime, name):
                       name)).stdout.strip()
 
 
-def _get(box, url, timeout=10):
-    deadline = time.monotonic() + timeout
-    while True:
-        proc = sandbox.http_get(box, url)
-        if proc.returncode == 0 or time.monotonic() > deadline:
-            return proc
-        time.sleep(0.2)
-
-
 def test_podman_bridge_network_publishes_a_port(rt):
     podman, runtime, net = rt
     web = f"it-{uuid.uuid4().hex[:8]}"
     _ok(podman(runtime, *podman.run_args(net, "-d", "--name", web, "-p", "18081:80", IMAGE,
                                          "busybox", "httpd", "-f", "-p", "80", "-h", "/www")))
     # outside the container: the sandbox's own network namespace, through netavark's DNAT
-    proc = _get(podman.box, "http://127.0.0.1:18081/index.html")
+    proc = sandbox.http_get_until(podman.box, "http://127.0.0.1:18081/index.html")
     assert proc.stdout == "hello from busybox httpd\n", proc.stderr
     address = _address(podman, runtime, web)
     assert address.startswith("10."), address
-    proc = _get(podman.box, f"http://{address}/index.html")
+    proc = sandbox.http_get_until(podman.box, f"http://{address}/index.html")
     assert proc.stdout == "hello from busybox httpd\n", proc.stderr
     _ok(podman(runtime, "rm", "--force", "--time", "0", web))
 

@@ -13,6 +13,7 @@ import pytest
 from pyrunc.linux import seccomp
 from pyrunc.spec import load_config
 from pyrunc.teach import claims as judging
+from pyrunc.teach import samples as sampling
 from pyrunc.teach import demo, seccomp_show, verify
 from pyrunc.teach import probe as probing
 from pyrunc.teach.claims import BROKEN, HELD, NOT_CHECKED
@@ -111,7 +112,7 @@ def kernel(plan):
         "ifflags=lo": {"errno": 0, "flags": 0x49},
     }
     for s in plan.samples:
-        results[plan.sys_word(s)] = ANSWERS[judging._call_text(s.name, s.args)]
+        results[plan.sys_word(s)] = ANSWERS[sampling._call_text(s.name, s.args)]
     if judging.I386_GETPID in plan.words:
         # CONFIG lists no SCMP_ARCH_X86: a 32-bit call is a foreign arch, killed
         results[judging.I386_GETPID] = {"errno": 0, "signal": signal.SIGSYS}
@@ -156,7 +157,7 @@ def by_path(claims, path):
 
 def test_the_samples_cover_each_rule_and_the_default():
     plan = plan_for(CONFIG)
-    samples = [(s.path, judging._call_text(s.name, s.args), seccomp.action_text(s.expected))
+    samples = [(s.path, sampling._call_text(s.name, s.args), seccomp.action_text(s.expected))
                for s in plan.samples]
     assert samples == [
         # the first, a Docker-denied one, the last name
@@ -324,7 +325,7 @@ def test_a_shadowed_conditional_rule_says_so():
          "args": [{"index": 1, "value": 15, "op": "SCMP_CMP_EQ"}]}]}
     plan = plan_for(config)
     rule = [s for s in plan.samples if s.path == "linux.seccomp.syscalls[1]"]
-    assert [(judging._call_text(s.name, s.args), s.expected) for s in rule] == [
+    assert [(sampling._call_text(s.name, s.args), s.expected) for s in rule] == [
         ("kill(arg1=15)", seccomp.ACT_ALLOW), ("kill(arg1=16)", seccomp.ACT_ALLOW)]
     assert rule[1].note == ("no effect: linux.seccomp.syscalls[0] gives kill allow for any "
                             "arguments")
@@ -474,7 +475,7 @@ def test_expected_action_follows_libseccomp():
          "args": [{"index": 0, "value": 3, "op": "SCMP_CMP_LT"}]},
         {"names": ["read"], "action": "SCMP_ACT_ALLOW"},
     ])
-    e = judging.expected_action
+    e = sampling.expected_action
     assert e(section, "mmap", {2: 4 | 1}) == seccomp.ACT_ERRNO | 22       # PROT_EXEC set
     assert e(section, "mmap", {2: 3}) == seccomp.ACT_ERRNO | errno.EPERM  # the default
     assert e(section, "mmap", {3: 2}) == seccomp.ACT_KILL_THREAD
@@ -491,10 +492,10 @@ def test_values_that_meet_and_miss_a_condition(op, value, two, meet, miss):
     section = _section([{"names": ["read"], "action": "SCMP_ACT_ALLOW",
                          "args": [{"index": 0, "value": value, "valueTwo": two, "op": op}]}])
     cond = section.rules[0].groups[0][0]
-    assert judging._meeting(cond) == (meet, miss)
+    assert sampling._meeting(cond) == (meet, miss)
     if meet is not None:
-        assert judging._holds(cond, {0: meet})
-    assert not judging._holds(cond, {0: miss})
+        assert sampling._holds(cond, {0: meet})
+    assert not sampling._holds(cond, {0: miss})
 
 
 def test_tmpfs_sizes():
@@ -616,7 +617,7 @@ def test_the_x86_architecture_claim():
     listed = json.loads(json.dumps(CONFIG))
     listed["linux"]["seccomp"]["architectures"] = ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]
     plan = plan_for(listed)
-    want = judging.expected_action(plan.section, "getpid", {})
+    want = sampling.expected_action(plan.section, "getpid", {})
     claim = judging.arch_claim(plan, {"errno": want & 0xFFFF} if want & 0xFFFF0000 ==
                               seccomp.ACT_ERRNO else {"errno": 0})
     assert claim.verdict == judging.HELD, claim

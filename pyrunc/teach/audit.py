@@ -39,7 +39,8 @@ from pyrunc.errors import PyruncError
 from pyrunc.spec import load_config
 from pyrunc.teach import bpf
 from pyrunc.teach.claims import (BROKEN, SETS, STATUS_KEY, Plan, _cap_names, host_facts,
-                                 judge, line, outside_view, summary)
+                                 judge, line, summary)
+from pyrunc.teach.outside import outside_view
 
 ROOTS = {"pyrunc": "/run/pyrunc", "runc": "/run/runc", "crun": "/run/crun"}
 PROC_LIMITS = {"Max cpu time": "RLIMIT_CPU", "Max file size": "RLIMIT_FSIZE",

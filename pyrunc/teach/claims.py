@@ -13,35 +13,19 @@ from typing import NamedTuple
 from pyrunc.linux import capabilities, seccomp
 from pyrunc.linux.capabilities import CAPS, NAMES, SETS
 from pyrunc.policy import NS_FILE
+from pyrunc.teach.mount_claims import (  # noqa: F401 (the tests know them as claims')
+    ST_NODEV, ST_NOSUID, ST_RDONLY, TMPFS_MAGIC, WRITE_TEST, _size_bytes, mount_claims,
+    path_claims)
+from pyrunc.teach.samples import _call_text, _probe_killed_by, expected_action, seccomp_samples
+from pyrunc.teach.verdicts import (BROKEN, HELD, NOT_CHECKED, UNKEEPABLE, VERDICTS, Claim,
+                                   _errno_text, _linux)
 
-WRITE_TEST = "/.pyrunc-verify-write"
 
-HELD, BROKEN, NOT_CHECKED = "held", "broken", "not checked"
-# a claim no runtime can keep: the kernel refuses it whatever the runtime does; reported
-# apart, with the reason and `check`'s finding, and it does not fail verify
-UNKEEPABLE = "unkeepable"
-VERDICTS = (HELD, BROKEN, UNKEEPABLE, NOT_CHECKED)
-
-# statfs(2) flags and magic numbers
-ST_RDONLY, ST_NOSUID, ST_NODEV, ST_NOEXEC = 1, 2, 4, 8
-TMPFS_MAGIC = 0x01021994
 IFF_UP = 1
 
 # /proc/PID/status keys of the five capability sets
 STATUS_KEY = {"bounding": "CapBnd", "effective": "CapEff", "inheritable": "CapInh",
               "permitted": "CapPrm", "ambient": "CapAmb"}
-
-# seccomp samples for the default action: the first one no rule names. Old ones that
-# Docker's profile denies (a deny-list allows them), and recent ones (a 2016 allow-list
-# refuses them; runc answers ENOSYS for calls newer than the profile's newest).
-DEFAULT_SAMPLES_OLD = ("ptrace", "mount", "unshare", "setns", "keyctl", "bpf", "reboot",
-                       "kexec_load", "getppid", "getpid")
-DEFAULT_SAMPLES_NEW = ("pidfd_open", "close_range", "openat2", "faccessat2", "epoll_pwait2",
-                       "landlock_create_ruleset", "futex_waitv", "cachestat")
-# what the probe's sys= needs besides the call; a filter that kills one of them would kill
-# the probe itself (calls made with arguments the samples do not model: zero is assumed)
-SYS_NEEDS = ("mmap", "clone", "rt_sigaction", "prctl", "seccomp", "ioctl", "poll", "wait4",
-             "nanosleep", "kill", "exit_group", "close")
 
 # config fields verify does not check, and why
 UNCHECKED = (
@@ -64,28 +48,12 @@ UNCHECKED = (
 )
 
 
-class Claim(NamedTuple):
-    verdict: str    # held, broken, unkeepable, not checked
-    path: str       # JSON path in config.json, with a hint: "mounts[1] (/dev)"
-    claim: str      # what the config says
-    seen: str       # the evidence
-    why: str = ""   # for an unkeepable claim: why no runtime can keep it, and check's finding
-
-
 class Host(NamedTuple):
     """Facts about the side that runs the container, taken when the plan is made."""
     ns: dict            # namespace name (as under /proc/PID/ns) -> inode, the runtime's own
     joined: dict        # namespace path in the config -> its inode (None: cannot stat it)
     last_cap: int       # the kernel's cap_last_cap
     seccomp_mode: int   # verify's own Seccomp mode: the container's when it has no filter
-
-
-class Sample(NamedTuple):
-    path: str       # the rule's JSON path, or linux.seccomp.defaultAction
-    name: str
-    args: tuple     # (index, value) pairs, the others are 0
-    expected: int   # libseccomp action value
-    note: str       # why this sample says more than it seems, or ""
 
 
 def host_facts(raw):
@@ -110,10 +78,6 @@ def host_facts(raw):
 
 def _process(raw):
     return raw.get("process") or {}
-
-
-def _linux(raw):
-    return raw.get("linux") or {}
 
 
 def _namespace(raw, kind):
@@ -155,117 +119,6 @@ def after_execve(masks, uid0, nnp):
     return {"bounding": masks["bounding"], "inheritable": masks["inheritable"],
             "permitted": permitted, "effective": permitted if uid0 else ambient,
             "ambient": ambient}
-
-
-def _holds(cond, args):
-    arg, op, a, b = cond
-    v = args.get(arg, 0)
-    return {1: v != a, 2: v < a, 3: v <= a, 4: v == a, 5: v >= a, 6: v > a,
-            7: v & a == b}[op]
-
-
-def _meeting(cond):
-    """(a value meeting the condition, one missing it); None where no value can."""
-    _, op, a, b = cond
-    top = (1 << 64) - 1
-    if op == 7:
-        low = a & -a
-        return (b if b & ~a == 0 else None), (b ^ low if a else None)
-    up, down = (a + 1 if a < top else None), (a - 1 if a > 0 else None)
-    return {1: (up if up is not None else down, a), 2: (down, a), 3: (a, up), 4: (a, up),
-            5: (a, down), 6: (up, a)}[op]
-
-
-def expected_action(section, name, args):
-    """The action libseccomp's filter takes for syscall `name` with `args` ({index: value}):
-    the first rule without conditions decides alone; otherwise the rules whose conditions
-    hold, or the default. None when rules with different actions both hold (libseccomp
-    leaves the order to its tree)."""
-    rules = [r for r in section.effective() if name in r.names]
-    for r in rules:
-        if r.unconditional:
-            return r.action
-    hits = {r.action for r in rules if any(all(_holds(c, args) for c in g) for g in r.groups)}
-    if len(hits) > 1:
-        return None
-    return hits.pop() if hits else section.default
-
-
-def _decider(section, resolve):
-    decider = {}
-    for r in section.effective():
-        if r.unconditional:
-            for name in r.names:
-                if resolve(name) is not None:
-                    decider.setdefault(name, r)
-    return decider
-
-
-def seccomp_samples(node, warnings):
-    """(samples, not-checked claims, the checked section, the name resolver) for the
-    linux.seccomp model node."""
-    section = seccomp.check_section(node)
-    resolve = seccomp.syscall_resolver()
-    known = {name for name, _ in seccomp.summarize(node, warnings)}  # rule names it knows
-    decider = _decider(section, resolve)
-    samples, skipped = [], []
-    for rule in section.rules:
-        names = [n for n in dict.fromkeys(rule.names) if n in known]
-        if rule.action == section.default or not names:
-            why = ("the same action as the default: it changes nothing" if names else
-                   "no syscall name libseccomp knows")
-            skipped.append(Claim(NOT_CHECKED, rule.path, "rule", why))
-            continue
-        risky = [n for n in names if n in seccomp.DOCKER_DENIED]
-        picks = list(dict.fromkeys([names[0], *risky[:1], names[-1]]))
-        for name in picks if rule.unconditional else picks[:1]:
-            d = decider.get(name)
-            note = (f"no effect: {d.path} gives {name} {seccomp.action_text(d.action)} "
-                    "for any arguments" if d is not None and d is not rule else "")
-            vectors = [()] if rule.unconditional else _vectors(rule)
-            for args in vectors:
-                action = expected_action(section, name, dict(args))
-                if action is not None:
-                    samples.append(Sample(rule.path, name, args, action, note))
-    named = {n for r in section.rules for n in r.names}
-    for candidates in (DEFAULT_SAMPLES_OLD, DEFAULT_SAMPLES_NEW):
-        name = next((n for n in candidates if n not in named and resolve(n) is not None), None)
-        if name is not None:
-            samples.append(Sample(f"{node._path}.defaultAction", name, (), section.default,
-                                  ""))
-    return samples, skipped, section, resolve
-
-
-def _vectors(rule):
-    """Argument vectors ((index, value), ...) meeting each of the rule's first two groups
-    of conditions, and one missing the first group."""
-    out = []
-    for group in rule.groups[:2]:
-        meet = [(c[0], _meeting(c)[0]) for c in group]
-        if all(v is not None for _, v in meet):
-            out.append(tuple(sorted(meet)))
-    first = rule.groups[0]
-    miss = _meeting(first[0])[1]
-    if miss is not None:
-        others = [(c[0], _meeting(c)[0]) for c in first[1:]]
-        if all(v is not None for _, v in others):
-            out.append(tuple(sorted([(first[0][0], miss), *others])))
-    return out
-
-
-def _call_text(name, args):
-    return f"{name}(" + ", ".join(f"arg{i}={v}" for i, v in args) + ")"
-
-
-def _probe_killed_by(section):
-    """A call the probe's sys= needs that this filter kills, or None."""
-    for name in SYS_NEEDS:
-        action = expected_action(section, name, {})
-        if action is not None and action & 0xFFFF0000 in (seccomp.ACT_KILL_PROCESS,
-                                                          seccomp.ACT_KILL_THREAD,
-                                                          seccomp.ACT_TRAP):
-            return name
-    return None
 
 
 class Plan:
@@ -568,10 +421,6 @@ def _signal_name(n):
         return f"signal {n}"
 
 
-def _errno_text(n):
-    return f"{errno.errorcode.get(n, n)}" if n else "no answer"
-
-
 def namespace_claims(plan, seen):
     raw, host = plan.raw, plan.host
     live = seen.outside["ns"]
@@ -703,202 +552,6 @@ def device_claims(plan, seen):
     return claims
 
 
-# -- mounts
-
-FLAG_OPTIONS = {"ro": "ro", "nosuid": "nosuid", "nodev": "nodev", "noexec": "noexec",
-                "noatime": "noatime", "nodiratime": "nodiratime", "relatime": "relatime"}
-CLEAR_OPTIONS = {"rw": "ro", "suid": "nosuid", "dev": "nodev", "exec": "noexec"}
-STATFS_FLAGS = {"ro": ST_RDONLY, "nosuid": ST_NOSUID, "nodev": ST_NODEV, "noexec": ST_NOEXEC}
-BIND_OPTIONS = {"bind", "rbind"}
-# propagation and recursion: how the mount is made, not something it shows
-HOW_OPTIONS = {"bind", "rbind", "private", "rprivate", "shared", "rshared", "slave",
-               "rslave", "unbindable", "runbindable", "defaults", "async", "rro", "rrw",
-               "rnosuid", "rnodev", "rnoexec"}
-
-
-def _unescape(point):
-    return point.replace("\\040", " ").replace("\\011", "\t").replace("\\134", "\\")
-
-
-def _visible_mount(report, point):
-    found = [m for m in report.get("mounts") or () if _unescape(m["mount_point"]) == point]
-    return found[-1] if found else None
-
-
-def _size_bytes(text):
-    """tmpfs size= in bytes, or None for a percentage of RAM."""
-    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50,
-             "e": 1 << 60}
-    text = text.strip().lower()
-    if text.endswith("%"):
-        return None
-    if text and text[-1] in units:
-        return int(text[:-1]) * units[text[-1]]
-    return int(text)
-
-
-def mount_claims(plan, seen):
-    raw, report = plan.raw, seen.report
-    claims = []
-    root = raw.get("root") or {}
-    slash = _visible_mount(report, "/")
-    opts = set(slash["options"].split(",")) if slash else set()
-    if root.get("readonly") and "errno" not in seen.result(f"write={WRITE_TEST}"):
-        # the host's view only (audit): nothing is written, the root mount's flags decide
-        fs = seen.result("statfs=/")
-        ro = fs.get("errno") == 0 and bool(fs["flags"] & ST_RDONLY)
-        claims.append(Claim(HELD if "ro" in opts and ro else BROKEN, "root.readonly", "true",
-                            f"/ mounted {'ro' if 'ro' in opts else 'rw'}; statfs: "
-                            f"{'read-only' if ro else 'writable'} (nothing written)"))
-    elif root.get("readonly"):
-        res = seen.result(f"write={WRITE_TEST}")
-        ok = "ro" in opts and res.get("errno") == errno.EROFS
-        claims.append(Claim(HELD if ok else BROKEN, "root.readonly", "true",
-                            f"/ mounted {'ro' if 'ro' in opts else 'rw'}; creating "
-                            f"{WRITE_TEST}: {_errno_text(res.get('errno', 0)) or 'created'}"))
-    else:
-        claims.append(Claim(BROKEN if "ro" in opts else HELD, "root.readonly",
-                            "false (writable)", f"/ mounted {'ro' if 'ro' in opts else 'rw'}"))
-    mounts = raw.get("mounts") or []
-    last = {m.get("destination"): i for i, m in enumerate(mounts)}
-    for i, m in enumerate(mounts):
-        dest = m.get("destination", "")
-        where = f"mounts[{i}] ({dest})"
-        options = m.get("options") or []
-        text = " ".join([m.get("type") or "bind", *options])
-        if last[dest] != i:
-            claims.append(Claim(NOT_CHECKED, where, text, f"covered by mounts[{last[dest]}]"))
-            continue
-        claims.append(_mount_claim(where, m, text, _visible_mount(report, dest),
-                                   seen.result(f"statfs={dest}"), seen.result(f"stat={dest}")))
-    return claims
-
-
-def _mount_claim(where, m, text, live, fs, st):
-    if live is None:
-        return Claim(BROKEN, where, text, "nothing mounted there")
-    options = m.get("options") or []
-    kind = m.get("type") or "bind"
-    bind = kind == "bind" or BIND_OPTIONS & set(options)
-    flags = set(live["options"].split(","))
-    wrong, skipped, seen_parts = [], [], [live["fstype"]]
-    if not bind and kind != live["fstype"] and not (
-            kind == "cgroup" and live["fstype"] in ("cgroup2", "tmpfs")):
-        wrong.append(f"type {live['fstype']}")
-    for opt in options:
-        key, _, value = opt.partition("=")
-        if opt in FLAG_OPTIONS:
-            if FLAG_OPTIONS[opt] not in flags:
-                wrong.append(f"no {opt}")
-        elif opt in CLEAR_OPTIONS:
-            if CLEAR_OPTIONS[opt] in flags:
-                wrong.append(f"{CLEAR_OPTIONS[opt]}, not {opt}")
-        elif opt == "strictatime":
-            if flags & {"relatime", "noatime"}:
-                wrong.append("not strictatime")
-        elif key == "size" and live["fstype"] == "tmpfs" and fs.get("errno") == 0:
-            want = _size_bytes(value)
-            got = fs["bsize"] * fs["blocks"]
-            if want is None:
-                skipped.append(opt)
-            else:
-                seen_parts.append(f"size {_bytes_text(got)}")
-                pages = -(-want // fs["bsize"])   # tmpfs rounds up to whole pages
-                if fs["blocks"] != pages:
-                    wrong.append(f"size {_bytes_text(got)}, not {_bytes_text(want)}")
-        elif key == "mode" and live["fstype"] == "tmpfs" and st.get("errno") == 0:
-            got = stat.S_IMODE(st["mode"])
-            seen_parts.append(f"mode {got:o}")
-            if got != int(value, 8):
-                wrong.append(f"mode {got:o}, not {value}")
-        elif opt not in HOW_OPTIONS:
-            skipped.append(opt)
-    for opt, bit in STATFS_FLAGS.items():
-        # statfs sees the flags of the mount the path is on: the same mount here
-        if opt in options and fs.get("errno") == 0 and not fs["flags"] & bit:
-            wrong.append(f"statfs without {opt}")
-    shown = [o for o in live["options"].split(",") if o in FLAG_OPTIONS.values() or o == "rw"]
-    seen_parts.insert(1, ",".join(shown))
-    evidence = " ".join(seen_parts)
-    if wrong:
-        evidence += "; " + ", ".join(wrong)
-    if skipped:
-        evidence += f"; not checked: {', '.join(skipped)}"
-    return Claim(BROKEN if wrong else HELD, where, text, evidence)
-
-
-def _bytes_text(n):
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size and n % size == 0:
-            return f"{n // size} {unit}"
-    return f"{n} bytes"
-
-
-def path_claims(plan, seen):
-    claims = []
-    for i, p in enumerate(_linux(plan.raw).get("maskedPaths") or ()):
-        claims.append(_masked_claim(f"linux.maskedPaths[{i}] ({p})", seen.result(f"stat={p}"),
-                                    seen.result(f"read={p}"), seen.result(f"ls={p}"),
-                                    seen.result(f"statfs={p}")))
-    for i, p in enumerate(_linux(plan.raw).get("readonlyPaths") or ()):
-        claims.append(_readonly_claim(f"linux.readonlyPaths[{i}] ({p})", seen.result(f"stat={p}"),
-                                      seen.result(f"openw={p}"), seen.result(f"chmod={p}"),
-                                      seen.result(f"statfs={p}")))
-    return claims
-
-
-def _masked_claim(where, st, rd, ls, fs):
-    if st.get("errno") == errno.ENOENT:
-        return Claim(HELD, where, "hidden", "absent")
-    if st.get("errno"):
-        return Claim(NOT_CHECKED, where, "hidden", f"stat: {_errno_text(st['errno'])}")
-    if stat.S_ISDIR(st["mode"]):
-        if ls.get("errno"):
-            return Claim(NOT_CHECKED, where, "hidden", f"list: {_errno_text(ls['errno'])}")
-        entries = ls.get("entries", [])
-        kind = " (a tmpfs)" if fs.get("type") == TMPFS_MAGIC else ""
-        if entries:
-            shown = ", ".join(entries[:4]) + (", ..." if len(entries) > 4 else "")
-            return Claim(BROKEN, where, "hidden", f"lists {len(entries)}: {shown}")
-        return Claim(HELD, where, "hidden", f"an empty directory{kind}")
-    devnull = stat.S_ISCHR(st["mode"]) and (st["major"], st["minor"]) == (1, 3)
-    if rd.get("errno"):
-        if devnull:
-            return Claim(HELD, where, "hidden", "/dev/null over it")
-        return Claim(NOT_CHECKED, where, "hidden", f"read: {_errno_text(rd['errno'])}")
-    if rd.get("bytes", 0):
-        return Claim(BROKEN, where, "hidden", f"reads {rd['bytes']} bytes: "
-                                              f"{rd.get('head', '')[:24]!r}...")
-    return Claim(HELD, where, "hidden", "reads 0 bytes" + (" (/dev/null over it)"
-                                                           if devnull else ""))
-
-
-def _readonly_claim(where, st, ow, ch, fs):
-    if st.get("errno") == errno.ENOENT:
-        return Claim(HELD, where, "read-only", "absent")
-    if st.get("errno"):
-        return Claim(NOT_CHECKED, where, "read-only", f"stat: {_errno_text(st['errno'])}")
-    ro_mount = fs.get("errno") == 0 and bool(fs["flags"] & ST_RDONLY)
-    mount_text = "a read-only mount" if ro_mount else "not a read-only mount"
-    if "errno" not in ow and "errno" not in ch:
-        # the host's view only (audit): nothing is written, the mount's flags decide
-        return Claim(HELD if ro_mount else BROKEN, where, "read-only",
-                     f"statfs: {mount_text} (nothing written)")
-    # a file: open it for writing; a directory (or a file whose open the permissions
-    # refuse first): chmod to its own mode, which meets a read-only mount before permissions
-    is_file = not stat.S_ISDIR(st["mode"])
-    if is_file and ow.get("errno") in (0, errno.EROFS):
-        test, result = "open for writing", ow["errno"]
-    else:
-        test, result = "chmod", ch.get("errno")
-    if result is None:
-        return Claim(NOT_CHECKED, where, "read-only", f"{mount_text}; {test}: {ch.get('error')}")
-    ok = result == errno.EROFS
-    outcome = _errno_text(result) if result else "allowed"
-    return Claim(HELD if ok else BROKEN, where, "read-only",
-                 f"{test}: {outcome} ({mount_text})")
-
-
 V1_UNLIMITED = 0x7FFFFFFFFFFFF000  # memory.limit_in_bytes when no limit is set (page-rounded)
 
 
@@ -984,62 +637,6 @@ def judge(plan, report, outside):
                  path_claims, resource_claims):
         claims += part(plan, seen)
     return claims + unchecked_claims(plan)
-
-
-# ---- the host's view of the process ---------------------------------------------------
-
-def outside_view(pid):
-    """What the host sees of the container process."""
-    with open(f"/proc/{pid}/status") as f:
-        status = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
-    ns = {}
-    for name in os.listdir(f"/proc/{pid}/ns"):
-        ns[name] = os.stat(f"/proc/{pid}/ns/{name}").st_ino
-    maps = {}
-    for key in ("uid_map", "gid_map"):
-        with open(f"/proc/{pid}/{key}") as f:
-            maps[key] = [tuple(int(v) for v in line.split()) for line in f]
-    with open(f"/proc/{pid}/oom_score_adj") as f:
-        oom = int(f.read())
-    return {"status": status, "ns": ns, "oom_score_adj": oom, "cgroup_files": cgroup_files(pid),
-            **maps}
-
-
-def cgroup_files(pid):
-    """The limits the kernel enforces on pid, read from its cgroups as the host sees them:
-    {"memory": bytes or "max", "pids": count or "max", "devices": the v1 devices.list
-    lines}; a v1 hierarchy wins over cgroup2 for its controller, as on hybrid hosts."""
-    places = {}
-    with open(f"/proc/{pid}/cgroup") as f:
-        for line in f:
-            _, controllers, path = line.rstrip("\n").split(":", 2)
-            for c in controllers.split(",") if controllers else ("",):
-                places.setdefault(c, path)
-    v2_root = "/sys/fs/cgroup/unified" if os.path.isdir("/sys/fs/cgroup/unified") \
-        else "/sys/fs/cgroup"
-    wanted = {"memory": ("memory/{}/memory.limit_in_bytes", "memory.max"),
-              "pids": ("pids/{}/pids.max", "pids.max")}
-    limits = {}
-    if "devices" in places and os.path.isdir("/sys/fs/cgroup/devices"):
-        try:
-            with open(f"/sys/fs/cgroup/devices/{places['devices'].lstrip('/')}/devices.list") as f:
-                limits["devices"] = f.read().split("\n")[:-1]
-        except OSError:
-            pass
-    for controller, (v1_file, v2_file) in wanted.items():
-        if controller in places and os.path.isdir(f"/sys/fs/cgroup/{controller}"):
-            path = "/sys/fs/cgroup/" + v1_file.format(places[controller].lstrip("/"))
-        elif "" in places:
-            path = os.path.join(v2_root, places[""].lstrip("/"), v2_file)
-        else:
-            continue
-        try:
-            with open(path) as f:
-                text = f.read().strip()
-        except OSError:
-            continue
-        limits[controller] = text if text == "max" else int(text)
-    return limits
 
 
 # ---- one line per claim -------------------------------------------------------------------

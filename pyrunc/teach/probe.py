@@ -18,7 +18,8 @@ import uuid
 import pyrunc
 from pyrunc import syscalls
 from pyrunc.errors import PyruncError
-from pyrunc.teach.claims import BIND_OPTIONS, _unescape, outside_view
+from pyrunc.teach.mount_claims import BIND_OPTIONS, _unescape
+from pyrunc.teach.outside import outside_view
 
 PROBE_SOURCE = os.path.join(os.path.dirname(os.path.abspath(pyrunc.__file__)), "probe.c")
 PROBE_PATH = "/.pyrunc-probe"
