@@ -54,6 +54,19 @@ def test_exec_exit_status_env_cwd_user(runtime, bundle):
     assert "EXTRA=1" in report["env"]
 
 
+@pytest.mark.crun_oracle
+def test_exec_env_replaces_a_variable_of_the_config(runtime, bundle):
+    # crun's test exec/exec-add-environment_variable: `exec --env PATH=...` is the PATH the
+    # process sees, not the config's (runc and crun agree)
+    b = bundle.make("b", "hold=30")
+    cid = itlib.new_id()
+    running(runtime, b, cid)
+    proc = runtime.cmd("exec", "--env", "PATH=/elsewhere:/bin", cid, "/bin/sh", "-c",
+                       'echo "$PATH"')
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "/elsewhere:/bin"
+
+
 def test_exec_into_a_stopped_container_fails(runtime, bundle):
     b = bundle.make("b")
     cid = itlib.new_id()

@@ -7,6 +7,8 @@
 # pyrunc,runc,crun. FILE: test files such as test_exec.py (default: all).
 # Prints "ok"/"not ok"/"skip" per portable test per runtime, then a summary; TAP logs and the
 # list of tests left out as crun-specific go to $OUT (default /tmp/conformance-crun-tests).
+# Env: JOBS (tests at once, 3), TIMEOUT (seconds a test, 120), PYRUNC (the binary),
+# REPORT_ONLY=1 (summarise the TAP files in $OUT without running anything).
 set -u
 suite=$(realpath "${1:?usage: $0 SUITE_DIR [RUNTIMES] [FILE...]}")
 runtimes=${2:-pyrunc,runc,crun}
@@ -84,7 +86,10 @@ python3 "$repo/scripts/crun-portable.py" "$tests" "${files[@]}" >"$out/portable.
 IFS=, read -ra rts <<<"$runtimes"
 # Each portable test runs alone (RUN_TESTS=name), JOBS at once (default 3), so that one that
 # hangs costs only itself; a name with a space cannot be selected so, and its file runs whole.
-rm -f "$out"/*.tap
+# REPORT_ONLY=1: no run, only the summary of the TAP files already in $OUT (say, pyrunc
+# measured again beside an earlier runc and crun run).
+if [ -z "${REPORT_ONLY:-}" ]; then
+for rt in "${rts[@]}"; do rm -f "$out/$rt".*.tap; done
 export tests wrappers out per_test_timeout
 python3 - "$out/portable.tsv" "${rts[@]}" <<'JOBS' |
 import sys
@@ -105,14 +110,31 @@ JOBS
 # delete/test_simple_delete freezes the container's process in a v1 freezer cgroup "frozen"
 # it removes only on success; cgroup_setup's v1 exec tests leave test-v1-exec-cgroup-*.
 # Put the host back: thaw (the pending SIGKILL then ends the process), remove empty cgroups.
+# Processes this run started and left: the suite's own probes (init check-feature ... can
+# hang), and a runtime a timeout orphaned (runc run waiting for a seccomp agent) with its init.
+for p in /proc/[0-9]*; do
+    exe=$(readlink "$p/exe" 2>/dev/null) || continue
+    case "$exe" in "$wrappers/init") kill -9 "${p#/proc/}" 2>/dev/null ;; esac
+    if [ "$exe" = "$(command -v runc)" ] && grep -qz -- "$tests/.testsuite-run-" "$p/cmdline" 2>/dev/null; then
+        kill -9 "${p#/proc/}" 2>/dev/null
+    fi
+done
+rm -rf "$tests"/.testsuite-run-*
+sleep 1
+for c in /sys/fs/cgroup/pids/test-tmp*; do   # their inits, zombies whose threads still run
+    [ -f "$c/cgroup.procs" ] && xargs -r kill -9 <"$c/cgroup.procs" 2>/dev/null
+done
+sleep 1
 if [ -d /sys/fs/cgroup/freezer/frozen ]; then
     echo THAWED >/sys/fs/cgroup/freezer/frozen/freezer.state; sleep 1
     rmdir /sys/fs/cgroup/freezer/frozen || echo "left: /sys/fs/cgroup/freezer/frozen" >&2
 fi
-for d in /sys/fs/cgroup/*/test-* /sys/fs/cgroup/memory/*/*/test-*; do
+for d in /sys/fs/cgroup/*/test-tmp* /sys/fs/cgroup/*/test-v1-exec-cgroup-* \
+         /sys/fs/cgroup/memory/*/*/test-tmp* /sys/fs/cgroup/memory/*/*/test-v1-exec-cgroup-*; do
     [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
     [ -d "$d" ] && echo "left (busy): $d" >&2
 done
+fi
 
 python3 - "$out" "$runtimes" "${files[@]}" <<'EOF'
 import glob, re, sys

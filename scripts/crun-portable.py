@@ -2,11 +2,12 @@
 
 A test is crun-specific when its function, or a function of its own file that it calls
 (transitively), uses an interface only crun has (MARKERS below): crun's run.oci.* annotations,
-crun's --version/--help text and feature string, the `mounts` command, `delete --regex`, its state files under --root, `run --keep`, `run --config`
-(other than config.json), the wording of crun's error messages (a literal with a
-`quoted` word, crun's style, looked for in the output), handlers
-(wasm, krun) and checkpoint/restore (CRIU, whose options crun and runc spell differently).
-Everything else, spec behaviour crun implements and runc or pyrunc may not included, is portable.
+crun's --version/--help text and feature string, the `mounts` command, `delete --regex`, its
+state files under --root, `run --keep`, `run --config` other than config.json, handlers (wasm,
+krun), checkpoint/restore (CRIU, whose options crun and runc spell differently), and the
+wording of crun's error messages (a literal with a `quoted` word, crun's style, looked for in
+the output). What a test only logs does not count.
+Everything else is portable, spec behaviour that runc or pyrunc lack included.
 Used by scripts/conformance-crun-tests.sh; reads the suite, changes nothing.
 """
 import ast

@@ -29,7 +29,7 @@ def process_dict(args, config_process):
         raise PyruncError("nothing to run: give ARGS or --process")
     base = dict(config_process)
     proc = {"terminal": args.tty, "args": list(args.args),
-            "env": list(base.get("env") or []) + args.env,
+            "env": merged_env(base.get("env") or [], args.env),
             "cwd": args.cwd or base.get("cwd", "/"),
             "user": dict(base.get("user") or {"uid": 0, "gid": 0}),
             "noNewPrivileges": args.no_new_privs or bool(base.get("noNewPrivileges"))}
@@ -50,6 +50,17 @@ def process_dict(args, config_process):
         for s in ("bounding", "effective", "permitted"):
             caps[s] = list(dict.fromkeys((caps.get(s) or []) + args.cap))
     return proc
+
+
+def merged_env(env, more):
+    """env with --env's NAME=VALUE added, a name given again replacing the earlier value, as
+    runc and crun (appended, the config's value would come first for getenv)."""
+    merged = {}
+    for e in [*env, *more]:
+        name = e.partition("=")[0]
+        merged.pop(name, None)
+        merged[name] = e
+    return list(merged.values())
 
 
 def join_plan(config, init_pid):
