@@ -184,6 +184,46 @@ def test_a_podman_container_holds_its_config(podman_rt):
         pm(rt, "rm", "--force", "--time", "0", name)
 
 
+
+# ---- a docker container: dockerd (test_docker.py's private one) gives every runtime the
+# root EXEC_ROOT/runtime-runc/moby; the bundle is containerd's task directory
+
+from integration.test_docker import IMAGE as DOCKER_IMAGE, WAITER, docker, rt  # noqa: E402,F401
+
+
+def test_a_docker_container_holds_its_config(rt):
+    dk, runtime = rt
+    name = f"it-{os.urandom(5).hex()}"
+    cid = _ok(dk("run", "-d", "--name", name, "--runtime", runtime, DOCKER_IMAGE,
+                 *WAITER)).stdout.strip()
+    try:
+        status, report, stderr = audit(cid, "--runtime", runtime[len("it-"):], "--root",
+                                       dk.state_root)
+        assert report is not None, stderr
+        broken = claims(report, "broken")
+        if runtime == "it-runc":
+            # runc 1.1.5's writable cgroup v1 tmpfs (docs/TEACHING.md), and its filter patch:
+            # syscalls newer than any the profile names get ENOSYS, not docker's default
+            # EPERM (podman's profile defaults to ENOSYS itself, so it holds there)
+            assert {p for p, _ in broken} == {"mounts[4] (/sys/fs/cgroup)",
+                                              "linux.seccomp.defaultAction"}, broken
+            assert status == 1
+        else:
+            assert broken == set() and status == 0, stderr
+        assert report["target"]["config"].endswith("/config.json")
+        held = claims(report, "held")
+        # docker's default capabilities (no CAP_SYS_ADMIN) and its seccomp profile, live
+        assert ("process.noNewPrivileges", "false") in held
+        assert sum(p.startswith("linux.seccomp.syscalls[") for p, _ in held) >= 10
+        assert report["seen"]["seccomp"]["filters"] == 1
+        cap_sys_admin = 1 << 21
+        assert not int(report["seen"]["outside"]["status"]["CapEff"], 16) & cap_sys_admin
+        # the container's network namespace: docker0's veth end with its address
+        ifaces = {i["name"]: i for i in report["seen"]["namespaces"]["interfaces"]}
+        assert "lo" in ifaces and "eth0" in ifaces, ifaces
+    finally:
+        dk("rm", "--force", name)
+
 @pytest.mark.crun_oracle
 def test_each_check_of_the_article_s_script_gets_audit_s_answer(runtime, workdir):
     """The article's container-security-check.sh runs its checks inside the container
