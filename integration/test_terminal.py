@@ -153,3 +153,22 @@ def test_exec_with_a_terminal(runtime, bundle):
     if runtime.name == "pyrunc" or size[0].isdigit():  # as in run: runc and crun race
         assert size == "25 90"
     assert session != "0" and tty_nr != "0"
+
+
+@pytest.mark.crun_oracle
+def test_a_terminal_on_a_read_only_root_without_a_dev_tmpfs(runtime, bundle):
+    # /dev is the rootfs's own: /dev/console, the pty's mount point, must be made before
+    # the root turns read-only (crun's test terminal-readonly-rootfs-no-dev-tmpfs, which
+    # runc 1.1.5 fails in a user namespace)
+    b = terminal_bundle(bundle, ["sh", "-c", REPORT])
+    b.config["mounts"] = [m for m in b.config["mounts"] if m["destination"] != "/dev"]
+    b.config["root"]["readonly"] = True
+    runtime._save(b)
+    cid = itlib.new_id()
+    runtime._track(cid)
+    status, text = run_on_pty(runtime.command("run", "--bundle", b.path, cid), 30, 90)
+    assert status == 0, text
+    tty, size, console, (session, tty_nr) = parse(text)
+    kind, numbers = console.rsplit(" ", 1)
+    assert kind == "character special file" and 0x88 <= int(numbers.split(":")[0], 16) <= 0x8f
+    assert tty.startswith("/dev/pts/") and session == "1" and tty_nr != "0", text

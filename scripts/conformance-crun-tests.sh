@@ -90,7 +90,8 @@ IFS=, read -ra rts <<<"$runtimes"
 # measured again beside an earlier runc and crun run).
 if [ -z "${REPORT_ONLY:-}" ]; then
 for rt in "${rts[@]}"; do rm -f "$out/$rt".*.tap; done
-export tests wrappers out per_test_timeout
+tty_files=${TTY_FILES-test_terminal.py test_tty.py}
+export tests wrappers out per_test_timeout tty_files
 python3 - "$out/portable.tsv" "${rts[@]}" <<'JOBS' |
 import sys
 tests = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
@@ -102,9 +103,15 @@ for rt in sys.argv[2:]:
         if v == "portable" and f not in whole:
             print(rt, f, name)
 JOBS
-    xargs -P "${JOBS:-3}" -L 1 sh -c 'cd "$tests" && env ${2:+RUN_TESTS=$2} PYTHONPATH="$wrappers" \
-        OCI_RUNTIME="$wrappers/$0" INIT="$wrappers/init" timeout -k 10 "$per_test_timeout" \
-        python3 -u "$1" >"$out/$0.$1.${2:-all}.tap" 2>"$out/$0.$1.${2:-all}.err" </dev/null'
+    xargs -P "${JOBS:-3}" -L 1 sh -c 'cd "$tests" || exit; log="$out/$0.$1.${2:-all}"
+        run="python3 -u $1"
+        # the terminal tests skip unless stdout is a terminal: a pseudo-terminal of their own
+        # (script(1)); its output has CRLF line ends and stderr mixed in (TAP ignores it)
+        case " $tty_files " in *" $1 "*) run="script -qefc \"python3 -u $1\" /dev/null" ;; esac
+        env ${2:+RUN_TESTS=$2} PYTHONPATH="$wrappers" OCI_RUNTIME="$wrappers/$0" \
+            INIT="$wrappers/init" timeout -k 10 "$per_test_timeout" sh -c "$run" \
+            >"$log.out" 2>"$log.err" </dev/null
+        tr -d "\r" <"$log.out" >"$log.tap" && rm -f "$log.out"'
 
 # Some of crun's tests leave the host changed when the runtime does not behave as crun:
 # delete/test_simple_delete freezes the container's process in a v1 freezer cgroup "frozen"

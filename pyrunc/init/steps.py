@@ -149,6 +149,11 @@ def step_masked_paths(ctx):
 
 
 def step_root_readonly(ctx):
+    if ctx.process.terminal:
+        # the terminal step binds the pty on /dev/console later: without a /dev tmpfs the
+        # file must be made while / is still writable (crun does; runc fails with EROFS)
+        from pyrunc.linux import terminal  # preloaded
+        terminal.make_console_target()
     rootfs.root_readonly()
 
 

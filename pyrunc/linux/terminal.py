@@ -46,13 +46,18 @@ def recv_fd(sock):
     raise OSError(0, "no file descriptor received on the console socket")
 
 
-def mount_console(slave_path):
-    """The pty slave bind-mounted on /dev/console, as the spec asks (and runc does)."""
+def make_console_target():
+    """An empty /dev/console to bind the pty on, unless one is there."""
     try:
-        posix.close(posix.open("/dev/console", posix.O_CREAT | posix.O_EXCL | posix.O_WRONLY | posix.O_CLOEXEC,
-                         0o600))
+        posix.close(posix.open("/dev/console", posix.O_CREAT | posix.O_EXCL | posix.O_WRONLY
+                               | posix.O_CLOEXEC, 0o600))
     except FileExistsError:
         pass
+
+
+def mount_console(slave_path):
+    """The pty slave bind-mounted on /dev/console, as the spec asks (and runc does)."""
+    make_console_target()
     # the target opened without following a symlink (CVE-2025-52565): a /dev/console
     # made a symlink would send the bind anywhere, /proc/sys/kernel/core_pattern included
     fd = posix.open("/dev/console", posix.O_PATH | posix.O_NOFOLLOW | posix.O_CLOEXEC)
