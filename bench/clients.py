@@ -38,8 +38,8 @@ REPO = os.path.dirname(HERE)
 sys.path[:0] = [REPO, HERE]
 
 from integration import clientlib, sandbox  # noqa: E402
-from run import (LoadMeter, fmt, host_info, log, ratio, rotated,  # noqa: E402
-                 save_results, summary)
+from run import (LoadMeter, fmt, format_table, host_info, log, ratio,  # noqa: E402
+                 rotated, save_results, summary)
 
 SECTIONS = ("docker", "podman", "cri")
 ROUNDS = (20, 2)        # (rounds, warm-up rounds) per section
@@ -220,11 +220,7 @@ def table(results, names):
             r = ratio(per.get("pyrunc"), per.get("runc"))
             cells.append("-" if r is None else f"{r:.2f}")
         rows.append(cells)
-    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
-    out = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
-                     enumerate(zip(r, widths))) for r in [head] + rows]
-    out.insert(1, "-" * len(out[0]))
-    return "\n".join(out)
+    return format_table(head, rows)
 
 
 def versions():

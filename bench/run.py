@@ -823,9 +823,14 @@ def table(results, names):
                 r = ratio(per.get("pyrunc"), per.get(other))
                 cells.append("-" if r is None else f"{r:.2f}")
         lines.append(cells)
-    widths = [max(len(r[i]) for r in [head] + lines) for i in range(len(head))]
+    return format_table(head, lines)
+
+
+def format_table(head, rows):
+    """Columns padded to their widest cell, the first left-aligned, a rule under the head."""
+    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
     out = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
-                     enumerate(zip(r, widths))) for r in [head] + lines]
+                     enumerate(zip(r, widths))) for r in [head] + rows]
     out.insert(1, "-" * len(out[0]))
     return "\n".join(out)
 

@@ -21,6 +21,14 @@ STATUS = {"createRuntime": "created", "createContainer": "created",
           "startContainer": "created", "poststart": "running", "poststop": "stopped"}
 
 
+def write_hook(path):
+    """HOOK as an executable script at PATH."""
+    with open(path, "w") as f:
+        f.write(HOOK)
+    os.chmod(path, 0o755)
+    return path
+
+
 def read_log(path):
     entries = []
     if os.path.exists(path):
@@ -40,9 +48,7 @@ def lifecycle_with_hooks(runtime, bundle, workdir):
     host_hook = os.path.join(workdir, "hook.sh")
     b = bundle.make("b", "hold=30")
     for path in (host_hook, os.path.join(b.rootfs, "hook.sh")):
-        with open(path, "w") as f:
-            f.write(HOOK)
-        os.chmod(path, 0o755)
+        write_hook(path)
     # startContainer runs in the container after pivot_root: its path and its log are the
     # container's; the log directory is bind-mounted in so the host can read it
     b.add_mount("/hooklog", "bind", logdir, ["rbind", "rw"])
@@ -212,10 +218,7 @@ def test_prestart_runs_where_the_configs_spec_version_says(runtime, bundle, work
     logdir = os.path.join(workdir, "hooklog")
     os.mkdir(logdir)
     log = os.path.join(logdir, "hooks.log")
-    hook = os.path.join(workdir, "hook.sh")
-    with open(hook, "w") as f:
-        f.write(HOOK)
-    os.chmod(hook, 0o755)
+    hook = write_hook(os.path.join(workdir, "hook.sh"))
     b = bundle.make("b", "hold=30")
     b.config["ociVersion"] = version
     b.config["hooks"] = {name: [{"path": hook, "args": ["hook.sh", name, log]}]
@@ -257,10 +260,7 @@ def test_a_failing_poststart_is_a_warning_and_the_rest_goes_on(runtime, bundle, 
     # does so; runc 1.1.5 runs poststart in create and fails it (crun's newer tests
     # hooks/test-fail-poststart and test-poststart-fail-deletes-container expect runc's way)
     log = os.path.join(workdir, "after.log")
-    hook = os.path.join(workdir, "hook.sh")
-    with open(hook, "w") as f:
-        f.write(HOOK)
-    os.chmod(hook, 0o755)
+    hook = write_hook(os.path.join(workdir, "hook.sh"))
     b = bundle.make("b", "hold=30")
     b.config["hooks"] = {"poststart": [
         {"path": "/bin/false", "args": ["false"]},
