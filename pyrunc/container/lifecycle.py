@@ -128,7 +128,8 @@ def prepare(opts, bundle, config, ctx):
         from pyrunc.linux import mountsrc, rootfs
         ctx.mount_sources = mountsrc.wanted(
             config.mounts, lambda m: rootfs.is_bind(m, rootfs.parse_options(m.options)))
-        ctx.sources_from_runtime = bool(ctx.mount_sources)
+        ctx.device_sources = mountsrc.devices_wanted(config.linux.devices)
+        ctx.sources_from_runtime = bool(ctx.mount_sources or ctx.device_sources)
     ctx.preserve_fds = opts.preserve_fds
     ctx.listen_fds = opts.listen_fds
     ctx.passed_fds = opts.passed_fds
@@ -361,6 +362,14 @@ def send_mount_sources(channel, ctx, init_pid, config):
     from pyrunc.linux import mountsrc
     opened = mountsrc.open_sources(init_pid, config.mounts, ctx.mount_sources, ctx.bundle,
                                    ctx.idmap_fds)
+    if ctx.device_sources:
+        try:
+            opened += mountsrc.make_devices(config.linux.devices, ctx.device_sources,
+                                            config.linux.uidMappings, config.linux.gidMappings)
+        except BaseException:
+            for _, _, fd in opened:
+                posix.close(fd)
+            raise
     try:
         for at in range(0, max(len(opened), 1), MAX_FDS):
             batch = opened[at:at + MAX_FDS]

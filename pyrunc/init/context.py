@@ -85,6 +85,8 @@ class Context:
         self.mount_sources = None   # the indexes of those mounts
         self.runtime_in_userns = False  # pyrunc itself runs in a user namespace not the host's
         self.mount_fds = None       # {mount index: (fd, "path" or "tree")}, from the parent
+        self.device_sources = None  # linux.devices indexes whose nodes the parent makes
+        self.device_fds = None      # {device index: fd of the node's detached bind}
         self.channel = None         # Channel to the parent
         self.fifo_fd = None         # exec.fifo, read-write (create only; the init asks for it)
         self.fifo_write_fd = None   # exec.fifo opened for writing: open until exec (CLOEXEC)

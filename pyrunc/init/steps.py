@@ -44,11 +44,14 @@ def step_rootfs_propagation(ctx):
 def step_mount_sources(ctx):
     # the parent opens the bind sources in our mount namespace (linux/mountsrc.py)
     ctx.channel.send("mount_sources")
-    ctx.mount_fds = {}
+    ctx.mount_fds, ctx.device_fds = {}, {}
     while True:
         msg = ctx.channel.expect("mount_sources_done")
         for (i, kind), fd in zip(msg["entries"], msg["fds"]):
-            ctx.mount_fds[i] = (fd, kind)
+            if kind == "device":
+                ctx.device_fds[i] = fd
+            else:
+                ctx.mount_fds[i] = (fd, kind)
         if msg["last"]:
             return
 
@@ -79,7 +82,13 @@ def step_mounts(ctx):
 
 
 def step_devices(ctx):
-    rootfs.create_devices(ctx.rootfs, ctx.setting("devices"), ctx.in_userns)
+    try:
+        rootfs.create_devices(ctx.rootfs, ctx.setting("devices"), ctx.in_userns,
+                              ctx.device_fds)
+    finally:
+        for fd in (ctx.device_fds or {}).values():
+            posix.close(fd)
+        ctx.device_fds = None
 
 
 def step_dev_symlinks(ctx):

@@ -561,22 +561,25 @@ def dev_is_bound(mounts):
                for m in mounts or ())
 
 
-def create_devices(rootfs, devices, in_userns):
-    """The spec's default devices plus linux.devices; bind from the host in a user namespace
-    (mknod is not allowed there), as runc does."""
+def create_devices(rootfs, devices, in_userns, device_fds=None):
+    """The spec's default devices plus linux.devices. In a user namespace (mknod is not
+    allowed there) a linux.devices node comes from the runtime (device_fds: {index: fd of a
+    detached bind of the node it made, linux/mountsrc.py}); the default ones, and any without
+    such an fd (rootless), are bound from the host's node of the same path, as runc does."""
     root_fd = posix.open(rootfs, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
     try:
-        wanted = [(p, stat.S_IFCHR, maj, mnr, 0o666, 0, 0, None) for p, maj, mnr in DEFAULT_DEVICES]
+        wanted = [(p, stat.S_IFCHR, maj, mnr, 0o666, 0, 0, None, None)
+                  for p, maj, mnr in DEFAULT_DEVICES]
         kinds = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
         for i, d in enumerate(devices or ()):
             path = paths.normpath(d.path)  # checked at load: absolute, no ".."
             wanted = [w for w in wanted if w[0] != path]
             wanted.append((path, kinds[d.type], d.major or 0, d.minor or 0,
                            0o666 if d.fileMode is None else d.fileMode, d.uid, d.gid,
-                           f"linux.devices[{i}] ({d.path})"))
-        for path, kind, major, minor, mode, uid, gid, where in wanted:
+                           f"linux.devices[{i}] ({d.path})", (device_fds or {}).get(i)))
+        for path, kind, major, minor, mode, uid, gid, where, node in wanted:
             try:
-                make_device(root_fd, path, kind, major, minor, mode, uid, gid, in_userns)
+                make_device(root_fd, path, kind, major, minor, mode, uid, gid, in_userns, node)
             except OSError as e:
                 raise PyruncError(f"create device {path}: {e.strerror}", path=where,
                                   step="devices", errno=e.errno) from None
@@ -584,7 +587,7 @@ def create_devices(rootfs, devices, in_userns):
         posix.close(root_fd)
 
 
-def make_device(root_fd, path, kind, major, minor, mode, uid, gid, in_userns):
+def make_device(root_fd, path, kind, major, minor, mode, uid, gid, in_userns, node=None):
     parent, name = paths.split(path)
     pfd = open_in_root(root_fd, parent, "dir")
     dfd = sc.openat2(pfd, ".", posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC, 0)
@@ -598,10 +601,13 @@ def make_device(root_fd, path, kind, major, minor, mode, uid, gid, in_userns):
             posix.close(posix.open(name, posix.O_CREAT | posix.O_WRONLY | posix.O_CLOEXEC, 0o644, dir_fd=dfd))
             fd = sc.openat2(dfd, name, posix.O_PATH | posix.O_CLOEXEC, sc.RESOLVE_IN_ROOT)
             try:
-                sc.mount(path, fd_path(fd), None, sc.MS_BIND, what=f"bind device {path}")
+                if node is not None:
+                    idmap.attach(node, fd)
+                else:
+                    sc.mount(path, fd_path(fd), None, sc.MS_BIND, what=f"bind device {path}")
             finally:
                 posix.close(fd)
-            # the host's node, in the container: nosuid and noexec as the runtime's other
+            # the node, in the container: nosuid and noexec as the runtime's other
             # mounts there (the host's /dev may have neither); the bind is on top now
             fd = sc.openat2(dfd, name, posix.O_PATH | posix.O_CLOEXEC, sc.RESOLVE_IN_ROOT)
             try:
