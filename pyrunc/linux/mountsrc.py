@@ -95,11 +95,14 @@ def _host_id(cid, mappings):
 
 def make_devices(devices, indexes, uid_maps, gid_maps):
     """[(index, "device", fd)]: a detached bind of each node, made in a private tmpfs."""
-    fs = sc.syscall(sc.SYS_fsopen, sc.cstr("tmpfs"), FSOPEN_CLOEXEC, what="fsopen tmpfs")
+    try:
+        fs = sc.syscall(sc.SYS_fsopen, sc.cstr("tmpfs"), FSOPEN_CLOEXEC, what="fsopen tmpfs")
+    except OSError as e:     # before Linux 5.2
+        raise PyruncError(f"cannot make the nodes in a user namespace: {e}",
+                          path="linux.devices", step="devices", errno=e.errno) from None
     made = []
     try:
-        sc.syscall(sc.SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, 0, 0, 0,
-                   what="fsconfig")
+        sc.syscall(sc.SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, 0, 0, 0, what="fsconfig")
         mnt = sc.syscall(sc.SYS_fsmount, fs, FSMOUNT_CLOEXEC,
                          MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, what="fsmount")
         try:
