@@ -67,6 +67,14 @@ def run_on_pty(argv, rows=40, cols=100, timeout=10):
     return proc.returncode, text
 
 
+def run_in_foreground(runtime, b, rows, cols):
+    """`run` of bundle b without --console-socket, on a pty of the test's of that size."""
+    runtime._save(b)
+    cid = itlib.new_id()
+    runtime._track(cid)
+    return run_on_pty(runtime.command("run", "--bundle", b.path, cid), rows, cols)
+
+
 def parse(text):
     lines = [line for line in text.split("\n") if line.strip()]
     end = lines.index("done")
@@ -86,10 +94,7 @@ def test_run_in_the_foreground_gives_the_process_a_terminal(runtime, bundle):
     # no --console-socket: the runtime holds the pty master and copies it to its own stdio
     # (here the test's pty); the process's terminal takes that terminal's size
     b = terminal_bundle(bundle, ["sh", "-c", REPORT])
-    runtime._save(b)
-    cid = itlib.new_id()
-    runtime._track(cid)
-    status, text = run_on_pty(runtime.command("run", "--bundle", b.path, cid), 40, 100)
+    status, text = run_in_foreground(runtime, b, 40, 100)
     assert status == 0, text
     tty, size, console, (session, tty_nr) = parse(text)
     assert tty.startswith("/dev/pts/"), text
@@ -163,10 +168,7 @@ def test_a_terminal_on_a_read_only_root_without_a_dev_tmpfs(runtime, bundle):
     b = terminal_bundle(bundle, ["sh", "-c", REPORT])
     b.config["mounts"] = [m for m in b.config["mounts"] if m["destination"] != "/dev"]
     b.config["root"]["readonly"] = True
-    runtime._save(b)
-    cid = itlib.new_id()
-    runtime._track(cid)
-    status, text = run_on_pty(runtime.command("run", "--bundle", b.path, cid), 30, 90)
+    status, text = run_in_foreground(runtime, b, 30, 90)
     assert status == 0, text
     tty, size, console, (session, tty_nr) = parse(text)
     kind, numbers = console.rsplit(" ", 1)

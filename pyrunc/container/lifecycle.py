@@ -128,7 +128,9 @@ def prepare(opts, bundle, config, ctx):
         from pyrunc.linux import mountsrc, rootfs
         ctx.mount_sources = mountsrc.wanted(
             config.mounts, lambda m: rootfs.is_bind(m, rootfs.parse_options(m.options)))
-        ctx.device_sources = mountsrc.devices_wanted(config.linux.devices)
+        # none when /dev is bound in: the devices step does not run then
+        ctx.device_sources = ([] if rootfs.dev_is_bound(config.mounts)
+                              else mountsrc.devices_wanted(config.linux.devices))
         ctx.sources_from_runtime = bool(ctx.mount_sources or ctx.device_sources)
     ctx.preserve_fds = opts.preserve_fds
     ctx.listen_fds = opts.listen_fds
@@ -362,15 +364,10 @@ def send_mount_sources(channel, ctx, init_pid, config):
     from pyrunc.linux import mountsrc
     opened = mountsrc.open_sources(init_pid, config.mounts, ctx.mount_sources, ctx.bundle,
                                    ctx.idmap_fds)
-    if ctx.device_sources:
-        try:
+    try:
+        if ctx.device_sources:
             opened += mountsrc.make_devices(config.linux.devices, ctx.device_sources,
                                             config.linux.uidMappings, config.linux.gidMappings)
-        except BaseException:
-            for _, _, fd in opened:
-                posix.close(fd)
-            raise
-    try:
         for at in range(0, max(len(opened), 1), MAX_FDS):
             batch = opened[at:at + MAX_FDS]
             channel.send("mount_sources_done", fds=[fd for _, _, fd in batch],
