@@ -63,6 +63,41 @@ def test_join_namespaces_by_path(runtime, bundle, probe):
     assert report["hostname"] == "it-first"
 
 
+@pytest.mark.crun_oracle
+def test_join_host_owned_namespaces_beside_a_new_user_namespace(runtime, bundle, probe,
+                                                              request):
+    """A new user namespace and a network and UTS namespace the host's user namespace owns:
+    the runtime joins those before it unshares the user namespace (from inside it setns(2)
+    is refused: crun's exec-root-netns-with-userns, with the host's /proc/1/ns/net)."""
+    if runtime.name == "runc":
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="runc 1.1.5 joins them, then mounts sysfs, which the kernel "
+                                "refuses in a network namespace the user namespace does not "
+                                "own (runc binds /sys only when the config has no network "
+                                "namespace; pyrunc and crun bind it on EPERM)"))
+    holder = subprocess.Popen(["unshare", "--net", "--uts", "sleep", "30"])
+    try:
+        b = bundle.make("b")
+        for m in b.config["mounts"]:
+            if m["type"] == "devpts":  # gid 5 is not mapped
+                m["options"] = [o for o in m["options"] if o != "gid=5"]
+        b.config.pop("hostname", None)  # the UTS namespace is the holder's
+        joined = ("network", "uts")
+        b.config["linux"]["namespaces"] = [
+            n for n in b.namespaces() if n["type"] not in joined] + [{"type": "user"}] + [
+            {"type": t, "path": f"/proc/{holder.pid}/ns/{NS_FILE[t]}"} for t in joined]
+        for key in ("uidMappings", "gidMappings"):
+            b.config["linux"][key] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        report = probe(b)
+        for kind in joined:
+            name = NS_FILE[kind]
+            assert report["ns"][name] == os.stat(f"/proc/{holder.pid}/ns/{name}").st_ino, name
+        assert report["ns"]["user"] != itlib.host_ns_inodes()["user"]
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_join_pid_namespace_while_the_runtime_stays_in_its_own(runtime, bundle, probe,
                                                               tmp_path):
     """pyrunc enters a pid namespace for the init it forks next (setns on itself) and

@@ -41,6 +41,12 @@ def step_user_namespace(ctx):
     if "user" in ctx.ns.joins:
         namespaces.join(ctx.ns.joins, ("user",))
         return
+    # The other namespaces named by path are joined first, with the runtime's capabilities:
+    # from inside the new user namespace setns(2) to one it does not own (the host's
+    # network namespace, say) is refused (runc joins before it unshares, too)
+    early = frozenset(ctx.ns.joins) - ctx.ns.entered
+    namespaces.join(ctx.ns.joins, early)
+    ctx.ns.entered |= early
     sc.unshare(sc.CLONE_NEWUSER)
     rootless = posix.geteuid() != 0
     if rootless:

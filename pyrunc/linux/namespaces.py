@@ -24,7 +24,9 @@ class Plan:
     def __init__(self, new_flags, joins):
         self.new_flags = new_flags
         self.joins = joins
-        self.entered = frozenset()  # FOR_CHILDREN types the parent entered before forking
+        # types already entered: FOR_CHILDREN ones by the parent before it forks, the joined
+        # ones before a new user namespace
+        self.entered = frozenset()
 
     def to_enter(self, types):
         """(new flags, joins) of those types still to enter: not entered by the parent."""
