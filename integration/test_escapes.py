@@ -7,6 +7,8 @@ class and checks from the host that it failed.
 - CVE-2024-21626: process.cwd through a file descriptor the runtime left open
   (/proc/self/fd/N) puts the container's cwd on the host.
 - CVE-2022-29162: `exec --cap` gave inheritable capabilities.
+- CVE-2026-47766 (crun): the rootfs's /dev is a symlink to a host directory, and the
+  device nodes were made there.
 """
 import hashlib
 import os
@@ -53,6 +55,34 @@ def test_mount_destination_symlink_stays_inside_rootfs(runtime, bundle, workdir,
     # created inside the rootfs, not on the host
     assert os.path.isdir(os.path.join(b.rootfs, outside.lstrip("/"), "x"))
     assert not os.path.exists(os.path.join(outside, "x"))
+
+
+def test_a_dev_symlink_to_the_host_gets_no_device_node(runtime, bundle, workdir, request):
+    if runtime.name == "runc":
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="runc 1.1.5 makes /dev's symlinks (fd, stdin, ptmx...) in the "
+                                "host directory the rootfs's /dev symlink names"))
+    outside = os.path.join(workdir, "outside-dev")
+    os.mkdir(outside)
+    with open(os.path.join(outside, "null"), "w") as f:
+        f.write("marker\n")
+    b = bundle.make("b", "sleep=0")
+    b.config["mounts"] = [m for m in b.config["mounts"] if not m["destination"].startswith("/dev")]
+    dev = os.path.join(b.rootfs, "dev")
+    if os.path.isdir(dev):
+        os.rmdir(dev)
+    os.symlink(outside, dev)
+    proc = runtime.run(b, itlib.new_id())
+    if runtime.name == "pyrunc":
+        # refused: the symlink leads nowhere inside the rootfs (runc 1.1.5 follows it
+        # inside the rootfs, making the directories it names there, and runs)
+        assert proc.returncode == 1
+        assert "root.path: /dev is a symlink to" in proc.stderr
+        assert not os.path.exists(os.path.join(b.rootfs, outside.lstrip("/"))), \
+            "directories made through the symlink"
+    assert sorted(os.listdir(outside)) == ["null"]
+    with open(os.path.join(outside, "null")) as f:
+        assert f.read() == "marker\n"
 
 
 @pytest.mark.parametrize("fd", range(3, 10))

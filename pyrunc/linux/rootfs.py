@@ -561,6 +561,27 @@ def dev_is_bound(mounts):
                for m in mounts or ())
 
 
+def check_dev(root_fd, step):
+    """The rootfs's /dev, when it is a symlink, must lead to a directory inside the rootfs:
+    one that leads nowhere there is refused, not followed into directories the runtime would
+    make for the device nodes (crun refuses it too: CVE-2026-47766, a /dev symlink that sent
+    its device setup outside the rootfs)."""
+    try:
+        st = posix.stat("dev", dir_fd=root_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISLNK(st.st_mode):
+        return
+    try:
+        posix.close(sc.openat2(root_fd, "dev", posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC,
+                               sc.RESOLVE_IN_ROOT))
+    except OSError as e:
+        target = posix.readlink("dev", dir_fd=root_fd)
+        raise PyruncError(f"/dev is a symlink to {target}, not a directory inside the rootfs "
+                          f"({e.strerror}): no device node is made through it",
+                          path="root.path", step=step, errno=e.errno) from None
+
+
 def create_devices(rootfs, devices, in_userns, device_fds=None):
     """The spec's default devices plus linux.devices. In a user namespace (mknod is not
     allowed there) a linux.devices node comes from the runtime (device_fds: {index: fd of a
@@ -568,6 +589,7 @@ def create_devices(rootfs, devices, in_userns, device_fds=None):
     such an fd (rootless), are bound from the host's node of the same path, as runc does."""
     root_fd = posix.open(rootfs, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
     try:
+        check_dev(root_fd, "devices")
         wanted = [(p, stat.S_IFCHR, maj, mnr, 0o666, 0, 0, None, None)
                   for p, maj, mnr in DEFAULT_DEVICES]
         kinds = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
@@ -634,6 +656,7 @@ def dev_symlinks(rootfs, has_devpts):
             links.append(("/proc/kcore", "/dev/core"))
         if has_devpts:
             links.append(("pts/ptmx", "/dev/ptmx"))
+        check_dev(root_fd, "dev_symlinks")
         pfd = open_in_root(root_fd, "/dev", "dir")
         dfd = sc.openat2(pfd, ".", posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC, 0)
         posix.close(pfd)
