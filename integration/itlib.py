@@ -110,6 +110,17 @@ class Bundle:
     def drop_namespace(self, kind):
         self.config["linux"]["namespaces"] = [n for n in self.namespaces() if n["type"] != kind]
 
+    def add_user_namespace(self, host_id=100000, size=65536):
+        """A new user namespace, ids 0..size mapped to host_id..; the default devpts option
+        gid=5 goes (a group the namespace need not map: the mount would fail with EINVAL)."""
+        self.namespaces().append({"type": "user"})
+        for key in ("uidMappings", "gidMappings"):
+            self.config["linux"][key] = [{"containerID": 0, "hostID": host_id, "size": size}]
+        for m in self.config.get("mounts", ()):
+            if m["type"] == "devpts":
+                m["options"] = [o for o in m.get("options", ()) if o != "gid=5"]
+        return self
+
     def add_mount(self, destination, type_, source, options):
         self.config.setdefault("mounts", []).append(
             {"destination": destination, "type": type_, "source": source, "options": options})

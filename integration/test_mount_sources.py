@@ -12,14 +12,7 @@ import pytest
 def _in_userns(b):
     # the mount point exists: the mapped root cannot create it in root's rootfs
     os.mkdir(os.path.join(b.rootfs, "data"))
-    linux = b.config["linux"]
-    linux["namespaces"].append({"type": "user"})
-    linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-    linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-    for m in b.config["mounts"]:
-        if m["type"] == "devpts":
-            m["options"] = [o for o in m["options"] if o != "gid=5"]
-    return b
+    return b.add_user_namespace()
 
 
 def _private_source(workdir):

@@ -230,10 +230,7 @@ def test_devices_bound_in_a_user_namespace_are_nosuid_noexec(runtime, bundle, pr
             strict=True, reason=f"{runtime.name} binds the host's node without nosuid, noexec"))
     if not os.path.exists("/dev/fuse"):
         pytest.fail("the test expects /dev/fuse on the host")
-    b = bundle.make("b")
-    b.namespaces().append({"type": "user"})
-    for key in ("uidMappings", "gidMappings"):
-        b.config["linux"][key] = [{"containerID": 0, "hostID": 99000, "size": 65536}]
+    b = bundle.make("b").add_user_namespace(99000)
     b.config["linux"]["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10,
                                      "minor": 229, "fileMode": 0o600}]
     report = probe(b, "statfs=/dev/fuse", "stat=/dev/fuse")
@@ -253,10 +250,7 @@ def test_a_device_the_host_lacks_in_a_user_namespace(runtime, bundle, probe, req
         request.applymarker(pytest.mark.xfail(
             strict=True, reason="runc 1.1.5 binds the host's node of the same path"))
     assert not os.path.exists("/dev/it-zero")
-    b = bundle.make("b")
-    b.namespaces().append({"type": "user"})
-    for key in ("uidMappings", "gidMappings"):
-        b.config["linux"][key] = [{"containerID": 0, "hostID": 99000, "size": 65536}]
+    b = bundle.make("b").add_user_namespace(99000)
     b.config["linux"]["devices"] = [{"path": "/dev/it-zero", "type": "c", "major": 1,
                                      "minor": 5, "fileMode": 0o606, "uid": 10, "gid": 11}]
     b.config["linux"].setdefault("resources", {}).setdefault("devices", []).append(
@@ -370,13 +364,7 @@ def test_an_rslave_bind_in_a_user_namespace_keeps_its_master(runtime, bundle, wo
                                 "want master:N, as here)"))
     src = os.path.join(workdir, "src")
     os.mkdir(src)
-    b = bundle.make("b", "hold=30")
-    b.namespaces().append({"type": "user"})
-    for key in ("uidMappings", "gidMappings"):
-        b.config["linux"][key] = [{"containerID": 0, "hostID": 99000, "size": 65536}]
-    for m in b.config["mounts"]:
-        if m["type"] == "devpts":  # gid 5 is not mapped
-            m["options"] = [o for o in m["options"] if o != "gid=5"]
+    b = bundle.make("b", "hold=30").add_user_namespace(99000)
     b.config["linux"]["rootfsPropagation"] = "rslave"
     os.mkdir(os.path.join(b.rootfs, "mnt"))
     b.add_mount("/mnt", "bind", src, ["bind", "rslave"])

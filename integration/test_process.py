@@ -77,17 +77,12 @@ def test_join_host_owned_namespaces_beside_a_new_user_namespace(runtime, bundle,
                                 "namespace; pyrunc and crun bind it on EPERM)"))
     holder = subprocess.Popen(["unshare", "--net", "--uts", "sleep", "30"])
     try:
-        b = bundle.make("b")
-        for m in b.config["mounts"]:
-            if m["type"] == "devpts":  # gid 5 is not mapped
-                m["options"] = [o for o in m["options"] if o != "gid=5"]
+        b = bundle.make("b").add_user_namespace()
         b.config.pop("hostname", None)  # the UTS namespace is the holder's
         joined = ("network", "uts")
         b.config["linux"]["namespaces"] = [
-            n for n in b.namespaces() if n["type"] not in joined] + [{"type": "user"}] + [
+            n for n in b.namespaces() if n["type"] not in joined] + [
             {"type": t, "path": f"/proc/{holder.pid}/ns/{NS_FILE[t]}"} for t in joined]
-        for key in ("uidMappings", "gidMappings"):
-            b.config["linux"][key] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
         report = probe(b)
         for kind in joined:
             name = NS_FILE[kind]
