@@ -203,6 +203,33 @@ def test_rlimits(runtime, bundle, probe):
         % 2**64
 
 
+def test_an_rlimit_nofile_below_what_the_runtime_needs(runtime, bundle, request):
+    # soft 1: the process gets it, though the init still receives exec.fifo and runs a
+    # startContainer hook after its rlimits step (runc 1.1.5 and crun 1.8.1 fail: "too many
+    # open files")
+    if runtime.name == "runc":
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="runc 1.1.5's init cannot open /proc/self/fd under it"))
+    b = bundle.make("b")
+    b.config["process"]["args"] = ["/bin/sh", "-c", "ulimit -n; ulimit -Hn"]
+    b.config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 1, "hard": 1024}]
+    b.config["hooks"] = {"startContainer": [{"path": "/bin/true"}]}
+    proc = runtime.run(b, itlib.new_id())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["1", "1024"]
+
+
+@pytest.mark.pyrunc_only("the wording of pyrunc's error")
+def test_a_hard_rlimit_nofile_leaving_no_room_fails_in_one_line(runtime, bundle):
+    b = bundle.make("b", "sleep=0")
+    b.config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 3, "hard": 3}]
+    before = itlib.pids()
+    cid = itlib.new_id()
+    proc = runtime.run(b, cid)
+    itlib.assert_failed_cleanly(runtime, proc, cid, before, [cid])
+    assert "RLIMIT_NOFILE (process.rlimits)" in proc.stderr
+
+
 def test_cwd(runtime, bundle, probe):
     b = bundle.make("b")
     b.config["process"]["cwd"] = "/tmp"

@@ -22,6 +22,8 @@ def test_order_follows_runc():
     assert before("seccomp_early", "capabilities_bounding")  # needs CAP_SYS_ADMIN
     assert before("close_fds", "seccomp_early")    # an allow-list may lack close_range
     assert before("wait_for_start", "start_hooks") and before("start_hooks", "seccomp")
+    # RLIMIT_NOFILE's soft limit after the last descriptor the init receives or opens
+    assert before("start_hooks", "rlimit_nofile") and before("rlimit_nofile", "seccomp")
     assert order[-1] == "exec"
 
 

@@ -39,8 +39,8 @@ class Channel:
         File descriptors sent with it (SCM_RIGHTS) are in msg["fds"], close-on-exec: none
         may reach the container's process.
         """
-        data, ancdata, _, _ = self.sock.recvmsg(65536, _socket.CMSG_SPACE(4 * MAX_FDS),
-                                                _socket.MSG_CMSG_CLOEXEC)
+        data, ancdata, flags, _ = self.sock.recvmsg(65536, _socket.CMSG_SPACE(4 * MAX_FDS),
+                                                    _socket.MSG_CMSG_CLOEXEC)
         if not data:
             return None
         fds = []
@@ -48,6 +48,12 @@ class Channel:
             if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
                 fds += [int.from_bytes(payload[i:i + 4], sys.byteorder, signed=True)
                         for i in range(0, len(payload) - 3, 4)]
+        if flags & _socket.MSG_CTRUNC:
+            # the kernel drops the descriptors it has no slot for: RLIMIT_NOFILE
+            for fd in fds:
+                posix.close(fd)
+            raise PyruncError("descriptors from the runtime were dropped: RLIMIT_NOFILE "
+                              "(process.rlimits) leaves this process no free one")
         msg = fastjson.loads(data)
         msg["fds"] = fds
         return msg
@@ -103,6 +109,7 @@ class Context:
         self.fail_step = (posix.environ.get(b"PYRUNC_FAIL_STEP") or b"").decode() or None
         self.do_exec = None         # the prepared execve, set by the resolve_exec step
         self.cwd_done = False       # the cwd_early step changed to process.cwd already
+        self.nofile_deferred = None  # RLIMIT_NOFILE's soft limit, set by rlimit_nofile
         self.state = None           # base of the state given to hooks (set by the parent)
 
     def hook_state(self, status):

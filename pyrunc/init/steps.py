@@ -167,7 +167,12 @@ def step_root_readonly(ctx):
 
 
 def step_rlimits(ctx):
-    process.set_rlimits(ctx.process.rlimits)
+    ctx.nofile_deferred = process.set_rlimits(ctx.process.rlimits)
+
+
+def step_rlimit_nofile(ctx):
+    # the config's RLIMIT_NOFILE soft limit, once the init opens and receives nothing more
+    process.lower_nofile(ctx.nofile_deferred)
 
 
 def step_oom_score_adj(ctx):
@@ -461,6 +466,7 @@ INIT_STEPS = (
     ("seccomp_notify", lambda ctx: _nnp(ctx) and _notify(ctx), step_seccomp),
     ("wait_for_start", lambda ctx: True, step_wait_for_start),
     ("start_hooks", _hooks("startContainer"), step_start_hooks),
+    ("rlimit_nofile", lambda ctx: ctx.nofile_deferred is not None, step_rlimit_nofile),
     ("seccomp", lambda ctx: ctx.seccomp is not None and _nnp(ctx) and not _notify(ctx),
      step_seccomp),
     ("exec", lambda ctx: True, step_exec),
@@ -471,7 +477,7 @@ EXEC_STEPS = tuple(s for s in INIT_STEPS if s[0] in (
     "enter_root", "rlimits", "scheduler", "io_priority", "session", "terminal", "no_new_privileges",
     "cwd_early",
     "seccomp_early", "capabilities_bounding",
-    "user", "capabilities", "cwd", "resolve_exec", "close_fds", "seccomp_notify", "seccomp",
-    "exec"))
+    "user", "capabilities", "cwd", "resolve_exec", "close_fds", "seccomp_notify",
+    "rlimit_nofile", "seccomp", "exec"))
 
 STEP_NAMES = tuple(s[0] for s in PARENT_AFTER_FORK_STEPS + NAMESPACE_STEPS + INIT_STEPS)

@@ -13,15 +13,37 @@ RLIMIT_NUMBERS = {
     "RLIMIT_RTTIME": 15, "RLIMIT_SIGPENDING": 11, "RLIMIT_STACK": 3,
 }
 INFINITY = 0xFFFFFFFFFFFFFFFF
+# descriptors the init may still open or receive after its rlimits step (exec.fifo, a
+# seccomp listener, a startContainer hook's pipes)
+NOFILE_ROOM = 64
 
 
 def set_rlimits(rlimits):
+    """Every rlimit, but an RLIMIT_NOFILE soft limit below NOFILE_ROOM is held at that room
+    (within the hard limit): returned as (index, soft, hard) for lower_nofile, just before
+    the exec. Raising a hard limit needs CAP_SYS_RESOURCE, which the process may lose: the
+    hard limits are all set now."""
+    deferred = None
     for i, rl in enumerate(rlimits or ()):
+        soft, hard = min(rl.soft, INFINITY), min(rl.hard, INFINITY)
+        if rl.type == "RLIMIT_NOFILE" and soft < min(hard, NOFILE_ROOM):
+            deferred = (i, soft, hard)
+            soft = min(hard, NOFILE_ROOM)
         try:
-            sc.setrlimit(RLIMIT_NUMBERS[rl.type], min(rl.soft, INFINITY), min(rl.hard, INFINITY))
+            sc.setrlimit(RLIMIT_NUMBERS[rl.type], soft, hard)
         except OSError as e:
             raise PyruncError(f"setrlimit {rl.type}: {e.strerror}",
                               path=f"process.rlimits[{i}]", step="rlimits") from None
+    return deferred
+
+
+def lower_nofile(deferred):
+    i, soft, hard = deferred
+    try:
+        sc.setrlimit(RLIMIT_NUMBERS["RLIMIT_NOFILE"], soft, hard)
+    except OSError as e:
+        raise PyruncError(f"setrlimit RLIMIT_NOFILE: {e.strerror}",
+                          path=f"process.rlimits[{i}]", step="rlimit_nofile") from None
 
 
 def write_proc(rel, value):
