@@ -239,6 +239,8 @@ def mutate(config, seeds, cid, rng):
             if pat in REQUIRED:
                 faults.append((path, None))
         elif op == "retype":
+            if value is None:
+                continue  # a null (an earlier mutation's) has no type to differ from
             new = _retype(value, rng)
             if not _safe_retarget(path, new):
                 continue
