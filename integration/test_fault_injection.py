@@ -31,6 +31,8 @@ def config_for_all_steps(b, workdir):
     c["linux"]["personality"] = {"domain": "LINUX"}
     c["linux"]["memoryPolicy"] = {"mode": "MPOL_DEFAULT"}
     c["process"]["oomScoreAdj"] = 0
+    # a soft limit under the init's room of 64 turns on rlimit_nofile
+    c["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 32, "hard": 1024}]
     c["process"]["scheduler"] = {"policy": "SCHED_OTHER"}
     c["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_BE", "priority": 4}
     c["root"]["readonly"] = True
