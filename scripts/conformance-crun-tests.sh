@@ -19,6 +19,9 @@ per_test_timeout=${TIMEOUT:-300}
 tests="$suite/tests"
 mkdir -p "$out"
 wrappers=$(mktemp -d)
+# cgroup_setup's nested-path test uses cgroupsPath /test/deeply/nested/path/PID, whose empty
+# parents every runtime leaves after delete: removed at the end unless they were here before
+before_test_cgroups=$(ls -d /sys/fs/cgroup/*/test 2>/dev/null)
 trap 'rm -rf "$wrappers"' EXIT
 
 # The suite runs a static init built from its own init.c (tests/run_all_tests.sh's INIT).
@@ -139,6 +142,12 @@ fi
 for d in /sys/fs/cgroup/*/test-tmp* /sys/fs/cgroup/*/test-v1-exec-cgroup-* \
          /sys/fs/cgroup/memory/*/*/test-tmp* /sys/fs/cgroup/memory/*/*/test-v1-exec-cgroup-*; do
     [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+    [ -d "$d" ] && echo "left (busy): $d" >&2
+done
+for d in /sys/fs/cgroup/*/test; do
+    [ -d "$d" ] || continue
+    case " $before_test_cgroups " in *" $d "*) continue ;; esac
+    find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
     [ -d "$d" ] && echo "left (busy): $d" >&2
 done
 fi
