@@ -74,8 +74,8 @@ def test_a_dev_symlink_to_the_host_gets_no_device_node(runtime, bundle, workdir,
     os.symlink(outside, dev)
     proc = runtime.run(b, itlib.new_id())
     if runtime.name == "pyrunc":
-        # refused: the symlink leads nowhere inside the rootfs (runc 1.1.5 follows it
-        # inside the rootfs, making the directories it names there, and runs)
+        # refused: the symlink leads nowhere inside the rootfs (pyrunc used to follow it
+        # inside the rootfs, making the directories it names there, and run)
         assert proc.returncode == 1
         assert "root.path: /dev is a symlink to" in proc.stderr
         assert not os.path.exists(os.path.join(b.rootfs, outside.lstrip("/"))), \
