@@ -398,6 +398,25 @@ def test_cwd_under_a_filter_loaded_without_no_new_privileges(runtime, bundle, re
     assert os.readlink(f"/proc/{pid}/cwd") == "/tmp"  # as the process sees its root
 
 
+@pytest.mark.pyrunc_only("the wording of pyrunc's error")
+def test_a_call_the_early_filter_denies_is_named_with_the_filter(runtime, bundle):
+    # without no_new_privs the user switch and capset come after the filter (as in runc):
+    # a profile denying capset stops the container, and the error names the call and says
+    # the filter is loaded already
+    b = bundle.make("b", "sleep=0")
+    b.config["process"]["noNewPrivileges"] = False
+    b.config["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": ["capset"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}
+    before = itlib.pids()
+    cid = itlib.new_id()
+    proc = runtime.run(b, cid)
+    itlib.assert_failed_cleanly(runtime, proc, cid, before, [cid])
+    assert "capset: Operation not permitted (the seccomp filter is loaded already, at step " \
+           "seccomp_early since noNewPrivileges is false" in proc.stderr
+    assert proc.stderr.rstrip().endswith("[step: capabilities]")
+
+
 @pytest.mark.crun_oracle
 def test_a_non_root_process_can_reopen_its_stdio(runtime, bundle, workdir):
     # stdio that is a pipe (run) or a file (create) belongs to the caller (root, 0600 for

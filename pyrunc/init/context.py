@@ -110,6 +110,7 @@ class Context:
         self.do_exec = None         # the prepared execve, set by the resolve_exec step
         self.cwd_done = False       # the cwd_early step changed to process.cwd already
         self.nofile_deferred = None  # RLIMIT_NOFILE's soft limit, set by rlimit_nofile
+        self.filter_step = None     # the step that loaded the seccomp filter, once it has
         self.state = None           # base of the state given to hooks (set by the parent)
 
     def hook_state(self, status):

@@ -132,6 +132,20 @@ def run_steps(ctx, steps):
             timing.lap(f"step {name}")
         except PyruncError as e:
             e.step = e.step or name
-            raise
+            raise _after_filter(ctx, e)
         except OSError as e:
-            raise from_oserror(e, step=name) from None
+            raise _after_filter(ctx, from_oserror(e, step=name)) from None
+        if name in FILTER_STEPS:
+            ctx.filter_step = name
+
+
+# the steps that load the seccomp filter: a call pyrunc makes after one may be what it denies
+FILTER_STEPS = ("seccomp_early", "seccomp_notify", "seccomp")
+
+
+def _after_filter(ctx, err):
+    if ctx.filter_step and err.errno is not None:
+        why = " since noNewPrivileges is false" if ctx.filter_step == "seccomp_early" else ""
+        err.message += (f" (the seccomp filter is loaded already, at step {ctx.filter_step}"
+                        f"{why}: it may deny this call)")
+    return err
