@@ -37,3 +37,37 @@ def test_idmap_without_both_mappings_is_refused(runtime, bundle, workdir):
     proc = runtime.run(b, cid)
     itlib.assert_failed_cleanly(runtime, proc, cid, before, [cid])
     assert "mounts[" in proc.stderr and "gidMappings" in proc.stderr
+
+
+@pytest.mark.pyrunc_only("runc 1.1 predates idmapped mounts (spec 1.2)")
+def test_idmap_without_mappings_takes_the_user_namespaces(runtime, bundle, workdir, probe):
+    # config.md, `idmap`: without the mount's own mappings "the runtime MAY use the
+    # container's user namespace mapping" (crun does); the container then sees the source's
+    # owners as they are on the host
+    shared = os.path.join(workdir, "shared")
+    os.mkdir(shared)
+    for name, owner in (("owned-by-0", 0), ("owned-by-5", 5)):
+        with open(os.path.join(shared, name), "w") as f:
+            f.write("x")
+        os.chown(os.path.join(shared, name), owner, owner)
+    b = bundle.make("b").add_user_namespace(100000)
+    os.mkdir(os.path.join(b.rootfs, "shared"))
+    b.add_mount("/shared", "bind", shared, ["bind", "idmap"])
+    report = probe(b, "stat=/shared/owned-by-0", "stat=/shared/owned-by-5")
+    assert report.result("stat=/shared/owned-by-0")["uid"] == 0
+    st = report.result("stat=/shared/owned-by-5")
+    assert (st["uid"], st["gid"]) == (5, 5)
+    assert os.stat(os.path.join(shared, "owned-by-0")).st_uid == 0
+
+
+@pytest.mark.pyrunc_only("the wording of pyrunc's error")
+def test_idmap_without_mappings_or_user_namespace_is_refused(runtime, bundle, workdir):
+    # "If there are no uidMappings and gidMappings specified and the container isn't using
+    # user namespaces, an error MUST be returned"
+    b = bundle.make("b")
+    b.add_mount("/shared", "bind", workdir, ["bind", "idmap"])
+    cid = itlib.new_id()
+    before = itlib.pids()
+    proc = runtime.run(b, cid)
+    itlib.assert_failed_cleanly(runtime, proc, cid, before, [cid])
+    assert "or a new user namespace whose maps it takes" in proc.stderr

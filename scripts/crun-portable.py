@@ -6,9 +6,10 @@ crun's --version/--help text and feature string, the `mounts` command, `delete -
 state files under --root, `run --keep`, `run --config` other than config.json, handlers (wasm,
 krun), checkpoint/restore (CRIU, whose options crun and runc spell differently), the mount
 options crun.1 lists under "Extensions to OCI" that no runtime-spec version has (copy-symlink,
-src-nofollow, dest-nofollow; tmpcopyup is runc's too), and the wording of crun's messages
-(a literal with a `quoted` word, crun's style, or a phrase of three words or more from a
-string of crun's C sources that the output must contain). What a test only logs does not count.
+src-nofollow, dest-nofollow, idmap= with crun's inline maps; tmpcopyup is runc's too), and
+the wording of crun's messages (a literal with a `quoted` word, crun's style, or a phrase of
+three words or more from a string of crun's C sources that the output must contain). What a
+test only logs does not count.
 Everything else is portable, spec behaviour that runc or pyrunc lack included.
 Used by scripts/conformance-crun-tests.sh; reads the suite, changes nothing.
 """
@@ -28,7 +29,8 @@ MARKERS = [
     (r"get_tests_root_status\(\)", "crun's state files (read under --root)"),
     (r"\bhandler\b|wasm|krun", "crun's handlers"),
     (r"checkpoint|restore|criu", "checkpoint/restore (CRIU)"),
-    (r"['\"](copy-symlink|src-nofollow|dest-nofollow)['\"]", "crun's mount options (crun.1)"),
+    (r"['\"](copy-symlink|src-nofollow|dest-nofollow)['\"]|['\"]idmap=",
+     "crun's mount options (crun.1)"),
     # a literal with a `quoted` word is the text of one of crun's error messages, which the
     # test looks for in the runtime's output
     (r"(\"[^\"\n]*`[^\"\n]*`[^\"\n]*\")|('[^'\n]*`[^'\n]*`[^'\n]*')", "crun's error wording"),

@@ -123,7 +123,8 @@ def prepare(opts, bundle, config, ctx):
                           "in the filesystem's user namespace",
                           path=f"mounts[{idmapped[0]}] ({m.destination})", step="mounts")
     if idmapped:
-        ctx.idmap_fds = idmap.userns_fds(config.mounts)
+        ctx.idmap_fds = idmap.userns_fds(
+            config.mounts, (linux.uidMappings, linux.gidMappings) if ctx.ns.new_user else None)
     if ctx.ns.has("user") and posix.geteuid() == 0 and not ctx.runtime_in_userns:
         from pyrunc.linux import mountsrc, rootfs
         ctx.mount_sources = mountsrc.wanted(

@@ -25,18 +25,26 @@ def wants_idmap(m):
         o in ("idmap", "ridmap") for o in m.options or ())
 
 
-def userns_fds(mounts):
-    """{mount index: fd of a user namespace with that mount's maps}, for the mounts asking."""
+def userns_fds(mounts, container_maps=None):
+    """{mount index: fd of a user namespace with that mount's maps}, for the mounts asking.
+    `idmap` or `ridmap` without maps of the mount's own takes container_maps, the new user
+    namespace's (uidMappings, gidMappings): config.md lets the runtime do that (MAY), or
+    else return an error, which it MUST without a user namespace (crun takes them too)."""
     fds = {}
     try:
         for i, m in enumerate(mounts or ()):
             if not wants_idmap(m):
                 continue
             where = f"mounts[{i}] ({m.destination})"
-            if not (m.uidMappings and m.gidMappings):
-                raise PyruncError("an idmapped mount needs uidMappings and gidMappings",
+            uids, gids = m.uidMappings, m.gidMappings
+            if not (uids or gids) and container_maps:
+                uids, gids = container_maps
+            if not (uids and gids):
+                raise PyruncError("an idmapped mount needs uidMappings and gidMappings"
+                                  + ("" if m.uidMappings or m.gidMappings else
+                                     ", or a new user namespace whose maps it takes"),
                                   path=where, step="mounts")
-            fds[i] = _userns_with(map_text(m.uidMappings), map_text(m.gidMappings), where)
+            fds[i] = _userns_with(map_text(uids), map_text(gids), where)
     except BaseException:
         for fd in fds.values():
             posix.close(fd)
