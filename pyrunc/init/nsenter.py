@@ -144,8 +144,19 @@ FILTER_STEPS = ("seccomp_early", "seccomp_notify", "seccomp")
 
 
 def _after_filter(ctx, err):
-    if ctx.filter_step and err.errno is not None:
+    if ctx.filter_step and err.errno in _denial_errnos(ctx.setting("seccomp")):
         why = " since noNewPrivileges is false" if ctx.filter_step == "seccomp_early" else ""
         err.message += (f" (the seccomp filter is loaded already, at step {ctx.filter_step}"
                         f"{why}: it may deny this call)")
     return err
+
+
+def _denial_errnos(seccomp):
+    """The errnos the profile's rules can answer with: EPERM when they name none, ENOSYS
+    (what profiles answer calls newer than they know with), and those they name."""
+    found = {1, 38}
+    if seccomp is not None:
+        found.add(seccomp.defaultErrnoRet)
+        found.update(rule.errnoRet for rule in seccomp.syscalls or ())
+    found.discard(None)
+    return found
